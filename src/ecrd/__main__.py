@@ -1,0 +1,3 @@
+from ecrd.cli import main
+
+main()

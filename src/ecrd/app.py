@@ -1,0 +1,74 @@
+"""create_app(settings): builds and wires everything; nothing happens at import time."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ecrd.errors import RegistryError
+from ecrd.oci.errors import OciError, error_response, oci_error, registry_error
+from ecrd.oci.routes import oci_routes
+from ecrd.registry.services import RegistryServices, build_services
+from ecrd.settings import Settings
+
+_API_VERSION_HEADER = (b"docker-distribution-api-version", b"registry/2.0")
+
+
+class RegistryHeaders:
+    """Adds the Distribution API version header to every response, as registries do."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_header(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), _API_VERSION_HEADER]
+            await send(message)
+
+        await self.app(scope, receive, send_with_header)
+
+
+async def _http_error(request: Request, error: Exception) -> Response:
+    if not isinstance(error, HTTPException):
+        raise error
+    if error.status_code == 405:
+        return error_response(request, 405, "UNSUPPORTED", "method not allowed here")
+    return error_response(request, error.status_code, "NAME_UNKNOWN", "no such endpoint")
+
+
+def create_app(settings: Settings, migrate: bool = True) -> Starlette:
+    """The ASGI application. `migrate` brings the schema up to date at start."""
+    services: RegistryServices = build_services(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if migrate:
+            await services.database.migrate()
+        await services.registry_for_host(None)
+        yield
+        await services.close()
+
+    app = Starlette(
+        routes=oci_routes(),
+        lifespan=lifespan,
+        exception_handlers={
+            RegistryError: registry_error,
+            OciError: oci_error,
+            HTTPException: _http_error,
+        },
+    )
+    app.state.services = services
+    app.state.settings = settings
+    app.add_middleware(RegistryHeaders)
+    return app

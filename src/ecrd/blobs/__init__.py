@@ -1,0 +1,1 @@
+"""Blob storage drivers behind the BlobStore protocol."""

@@ -1,0 +1,48 @@
+"""The BlobStore protocol: what the domain needs from a place that keeps blob bytes.
+
+A driver knows bytes and paths, never repositories, tags or HTTP. Upload bytes live apart from
+committed blobs until `commit_upload` moves them into place, after the caller has verified the
+digest; a committed blob is never partial and never changes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Protocol
+
+
+class UploadWriter(Protocol):
+    async def write(self, data: bytes) -> None:
+        """Append `data` at the writer's current position."""
+
+    async def close(self) -> str:
+        """Finish this append; return the driver state JSON to keep in the upload row."""
+
+
+class BlobStore(Protocol):
+    async def stat(self, digest: str) -> int | None:
+        """Size of the committed blob, or None when it is not stored."""
+
+    def read(self, digest: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
+        """Stream bytes [start, end) of a committed blob (to its end when `end` is None)."""
+
+    async def delete(self, digest: str) -> None:
+        """Remove a committed blob; no error when it is already gone."""
+
+    async def redirect_url(self, digest: str) -> str | None:
+        """A URL clients may fetch the blob from directly, or None to stream it through us."""
+
+    async def start_upload(self, upload_id: str) -> str:
+        """Prepare an empty upload; return its driver state JSON."""
+
+    async def open_upload(self, upload_id: str, driver_state: str, offset: int) -> UploadWriter:
+        """A writer that appends at `offset`, discarding any stored bytes past it."""
+
+    def read_upload(self, upload_id: str, driver_state: str) -> AsyncIterator[bytes]:
+        """Stream the bytes an upload holds so far (to hash them again)."""
+
+    async def commit_upload(self, upload_id: str, driver_state: str, digest: str) -> None:
+        """Move a verified upload into place as blob `digest`; the upload is gone after."""
+
+    async def abort_upload(self, upload_id: str, driver_state: str) -> None:
+        """Drop an upload's bytes; no error when they are already gone."""

@@ -1,0 +1,1 @@
+"""The metadata store: one SQLAlchemy schema over SQLite (default) and PostgreSQL."""

@@ -1,0 +1,80 @@
+"""Blobs and the links that let a repository use them."""
+
+from __future__ import annotations
+
+from sqlalchemy import delete, select
+
+from ecrd.metadata.database import Database
+from ecrd.metadata.records import Blob, utcnow
+from ecrd.metadata.schema import blobs, repository_blobs
+from ecrd.metadata.statements import insert_ignoring_conflicts
+
+
+class BlobRecords:
+    def __init__(self, database: Database) -> None:
+        self._database = database
+
+    async def linked(self, repository_id: int, digest: str) -> Blob | None:
+        """The blob, if `repository_id` is linked to it."""
+        query = (
+            select(blobs.c.digest, blobs.c.size)
+            .select_from(repository_blobs.join(blobs))
+            .where(
+                (repository_blobs.c.repository_id == repository_id)
+                & (repository_blobs.c.blob_digest == digest)
+            )
+        )
+        async with self._database.read() as connection:
+            row = (await connection.execute(query)).first()
+        return None if row is None else Blob(digest=row.digest, size=row.size)
+
+    async def add_and_link(self, repository_id: int, digest: str, size: int) -> Blob:
+        """Record a blob whose bytes are now in the blob store, and link it to the repository."""
+        async with self._database.write() as connection:
+            dialect = self._database.dialect
+            now = utcnow()
+            await connection.execute(
+                insert_ignoring_conflicts(dialect, blobs, digest=digest, size=size, created_at=now)
+            )
+            await connection.execute(
+                insert_ignoring_conflicts(
+                    dialect,
+                    repository_blobs,
+                    repository_id=repository_id,
+                    blob_digest=digest,
+                    created_at=now,
+                )
+            )
+        return Blob(digest=digest, size=size)
+
+    async def link(self, repository_id: int, digest: str) -> Blob | None:
+        """Link an already stored blob to a repository; None when no such blob is recorded."""
+        async with self._database.write() as connection:
+            row = (
+                await connection.execute(
+                    select(blobs.c.digest, blobs.c.size).where(blobs.c.digest == digest)
+                )
+            ).first()
+            if row is None:
+                return None
+            await connection.execute(
+                insert_ignoring_conflicts(
+                    self._database.dialect,
+                    repository_blobs,
+                    repository_id=repository_id,
+                    blob_digest=digest,
+                    created_at=utcnow(),
+                )
+            )
+        return Blob(digest=row.digest, size=row.size)
+
+    async def unlink(self, repository_id: int, digest: str) -> bool:
+        """Remove the repository's link to a blob; False when there was none."""
+        async with self._database.write() as connection:
+            result = await connection.execute(
+                delete(repository_blobs).where(
+                    (repository_blobs.c.repository_id == repository_id)
+                    & (repository_blobs.c.blob_digest == digest)
+                )
+            )
+        return bool(result.rowcount)

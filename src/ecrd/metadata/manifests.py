@@ -1,0 +1,240 @@
+"""Manifests, what they reference, and the tags that point at them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ecrd.errors import ManifestBlobUnknown, ManifestReferenced, TagImmutable
+from ecrd.metadata.database import Database
+from ecrd.metadata.records import Manifest, NewManifest, StoredManifest, as_utc, utcnow
+from ecrd.metadata.schema import (
+    manifest_blobs,
+    manifest_children,
+    manifests,
+    repository_blobs,
+    tags,
+)
+from ecrd.metadata.statements import insert_ignoring_conflicts, lexical, upsert
+
+
+def _record(row: Any) -> Manifest:
+    return Manifest(
+        id=row.id,
+        repository_id=row.repository_id,
+        digest=row.digest,
+        media_type=row.media_type,
+        artifact_type=row.artifact_type,
+        config_media_type=row.config_media_type,
+        subject_digest=row.subject_digest,
+        annotations_json=row.annotations_json,
+        size=row.size,
+        payload=row.payload,
+        pushed_at=as_utc(row.pushed_at),
+        last_pulled_at=None if row.last_pulled_at is None else as_utc(row.last_pulled_at),
+    )
+
+
+class ManifestStore:
+    def __init__(self, database: Database) -> None:
+        self._database = database
+
+    async def put(
+        self,
+        repository_id: int,
+        new: NewManifest,
+        tag: str | None,
+        tags_immutable: bool = False,
+        require_references: bool = True,
+    ) -> StoredManifest:
+        """Store a manifest and point `tag` at it, in one transaction.
+
+        Raises ManifestBlobUnknown when a referenced blob is not linked to the repository or a
+        child manifest is not in it (unless `require_references` is off), and TagImmutable when
+        `tags_immutable` and the tag already points elsewhere.
+        """
+        async with self._database.write() as connection:
+            if require_references:
+                await _check_references(connection, repository_id, new)
+            dialect = self._database.dialect
+            inserted = (
+                await connection.execute(
+                    insert_ignoring_conflicts(
+                        dialect,
+                        manifests,
+                        repository_id=repository_id,
+                        digest=new.digest,
+                        media_type=new.media_type,
+                        artifact_type=new.artifact_type,
+                        config_media_type=new.config_media_type,
+                        subject_digest=new.subject_digest,
+                        annotations_json=new.annotations_json,
+                        size=new.size,
+                        payload=new.payload,
+                        pushed_at=utcnow(),
+                    ).returning(manifests.c.id)
+                )
+            ).first()
+            created = inserted is not None
+            row = (
+                await connection.execute(
+                    select(manifests).where(
+                        (manifests.c.repository_id == repository_id)
+                        & (manifests.c.digest == new.digest)
+                    )
+                )
+            ).one()
+            stored = _record(row)
+            if created:
+                if new.blob_digests:
+                    await connection.execute(
+                        insert(manifest_blobs),
+                        [{"manifest_id": stored.id, "blob_digest": d} for d in new.blob_digests],
+                    )
+                if new.child_digests:
+                    await connection.execute(
+                        insert(manifest_children),
+                        [{"manifest_id": stored.id, "child_digest": d} for d in new.child_digests],
+                    )
+            if tag is not None:
+                current = (
+                    await connection.execute(
+                        select(tags.c.manifest_id).where(
+                            (tags.c.repository_id == repository_id) & (tags.c.name == tag)
+                        )
+                    )
+                ).scalar()
+                if current is not None and current != stored.id and tags_immutable:
+                    raise TagImmutable(f"tag {tag!r} already exists and tags are immutable")
+                if current != stored.id:
+                    await connection.execute(
+                        upsert(
+                            dialect,
+                            tags,
+                            ["repository_id", "name"],
+                            repository_id=repository_id,
+                            name=tag,
+                            manifest_id=stored.id,
+                            updated_at=utcnow(),
+                        )
+                    )
+        return StoredManifest(manifest=stored, created=created)
+
+    async def by_digest(self, repository_id: int, digest: str) -> Manifest | None:
+        query = select(manifests).where(
+            (manifests.c.repository_id == repository_id) & (manifests.c.digest == digest)
+        )
+        async with self._database.read() as connection:
+            row = (await connection.execute(query)).first()
+        return None if row is None else _record(row)
+
+    async def by_tag(self, repository_id: int, tag: str) -> Manifest | None:
+        query = (
+            select(manifests)
+            .select_from(tags.join(manifests, tags.c.manifest_id == manifests.c.id))
+            .where((tags.c.repository_id == repository_id) & (tags.c.name == tag))
+        )
+        async with self._database.read() as connection:
+            row = (await connection.execute(query)).first()
+        return None if row is None else _record(row)
+
+    async def delete(self, repository_id: int, digest: str) -> bool:
+        """Delete a manifest and its tags; refuse while an index in the repository lists it."""
+        async with self._database.write() as connection:
+            referenced_by = (
+                await connection.execute(
+                    select(manifests.c.digest)
+                    .select_from(
+                        manifest_children.join(
+                            manifests, manifest_children.c.manifest_id == manifests.c.id
+                        )
+                    )
+                    .where(
+                        (manifests.c.repository_id == repository_id)
+                        & (manifest_children.c.child_digest == digest)
+                    )
+                    .limit(1)
+                )
+            ).scalar()
+            if referenced_by is not None:
+                raise ManifestReferenced(
+                    f"manifest {digest} is referenced by manifest list {referenced_by}"
+                )
+            result = await connection.execute(
+                delete(manifests).where(
+                    (manifests.c.repository_id == repository_id) & (manifests.c.digest == digest)
+                )
+            )
+        return bool(result.rowcount)
+
+    async def delete_tag(self, repository_id: int, tag: str) -> bool:
+        async with self._database.write() as connection:
+            result = await connection.execute(
+                delete(tags).where((tags.c.repository_id == repository_id) & (tags.c.name == tag))
+            )
+        return bool(result.rowcount)
+
+    async def list_tags(self, repository_id: int, after: str | None, limit: int) -> list[str]:
+        """Tag names in lexical order, those after `after`, at most `limit` of them."""
+        name = lexical(self._database.dialect, tags.c.name)
+        query = select(tags.c.name).where(tags.c.repository_id == repository_id)
+        if after is not None:
+            query = query.where(name > after)
+        query = query.order_by(name).limit(limit)
+        async with self._database.read() as connection:
+            return list((await connection.execute(query)).scalars())
+
+    async def referrers(
+        self, repository_id: int, subject_digest: str, artifact_type: str | None
+    ) -> list[Manifest]:
+        query = select(manifests).where(
+            (manifests.c.repository_id == repository_id)
+            & (manifests.c.subject_digest == subject_digest)
+        )
+        if artifact_type is not None:
+            query = query.where(manifests.c.artifact_type == artifact_type)
+        query = query.order_by(manifests.c.digest)
+        async with self._database.read() as connection:
+            return [_record(row) for row in await connection.execute(query)]
+
+    async def record_pull(self, manifest_id: int, pulled_at: datetime) -> None:
+        async with self._database.write() as connection:
+            await connection.execute(
+                update(manifests)
+                .where(manifests.c.id == manifest_id)
+                .values(last_pulled_at=pulled_at)
+            )
+
+
+async def _check_references(
+    connection: AsyncConnection, repository_id: int, new: NewManifest
+) -> None:
+    if new.blob_digests:
+        linked = set(
+            (
+                await connection.execute(
+                    select(repository_blobs.c.blob_digest).where(
+                        (repository_blobs.c.repository_id == repository_id)
+                        & repository_blobs.c.blob_digest.in_(new.blob_digests)
+                    )
+                )
+            ).scalars()
+        )
+        for digest in sorted(new.blob_digests - linked):
+            raise ManifestBlobUnknown(f"blob {digest} is not in the repository", digest)
+    if new.child_digests:
+        present = set(
+            (
+                await connection.execute(
+                    select(manifests.c.digest).where(
+                        (manifests.c.repository_id == repository_id)
+                        & manifests.c.digest.in_(new.child_digests)
+                    )
+                )
+            ).scalars()
+        )
+        for digest in sorted(new.child_digests - present):
+            raise ManifestBlobUnknown(f"manifest {digest} is not in the repository", digest)

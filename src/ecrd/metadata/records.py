@@ -1,0 +1,89 @@
+"""Frozen records: the only shapes that leave the metadata layer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def as_utc(moment: datetime) -> datetime:
+    """SQLite hands back naive datetimes; every time ecrd stores is UTC."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Registry:
+    id: int
+    account_id: str
+    region: str
+    kind: str
+
+
+@dataclass(frozen=True)
+class Repository:
+    id: int
+    registry_id: int
+    name: str
+    arn: str
+    created_at: datetime
+    image_tag_mutability: str
+
+
+@dataclass(frozen=True)
+class Blob:
+    digest: str
+    size: int
+
+
+@dataclass(frozen=True)
+class Upload:
+    id: str
+    repository_id: int
+    offset: int
+    driver_state_json: str
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class NewManifest:
+    """A parsed manifest ready to store, with everything it references."""
+
+    digest: str
+    media_type: str
+    payload: bytes
+    size: int
+    artifact_type: str | None
+    config_media_type: str | None
+    subject_digest: str | None
+    annotations_json: str | None
+    blob_digests: frozenset[str]
+    child_digests: frozenset[str]
+
+
+@dataclass(frozen=True)
+class Manifest:
+    id: int
+    repository_id: int
+    digest: str
+    media_type: str
+    artifact_type: str | None
+    config_media_type: str | None
+    subject_digest: str | None
+    annotations_json: str | None
+    size: int
+    payload: bytes
+    pushed_at: datetime
+    last_pulled_at: datetime | None
+
+
+@dataclass(frozen=True)
+class StoredManifest:
+    """The outcome of storing a manifest: its row, and whether this call created it."""
+
+    manifest: Manifest
+    created: bool

@@ -1,0 +1,84 @@
+"""Repositories of a registry."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+
+from ecrd.metadata.database import Database
+from ecrd.metadata.records import Repository, as_utc, utcnow
+from ecrd.metadata.schema import repositories
+from ecrd.metadata.statements import insert_ignoring_conflicts, lexical
+
+_COLUMNS = (
+    repositories.c.id,
+    repositories.c.registry_id,
+    repositories.c.name,
+    repositories.c.arn,
+    repositories.c.created_at,
+    repositories.c.image_tag_mutability,
+)
+
+
+def _record(row: Any) -> Repository:
+    return Repository(
+        id=row.id,
+        registry_id=row.registry_id,
+        name=row.name,
+        arn=row.arn,
+        created_at=as_utc(row.created_at),
+        image_tag_mutability=row.image_tag_mutability,
+    )
+
+
+class RepositoryStore:
+    def __init__(self, database: Database) -> None:
+        self._database = database
+
+    async def get(self, registry_id: int, name: str) -> Repository | None:
+        query = select(*_COLUMNS).where(
+            (repositories.c.registry_id == registry_id) & (repositories.c.name == name)
+        )
+        async with self._database.read() as connection:
+            row = (await connection.execute(query)).first()
+        return None if row is None else _record(row)
+
+    async def ensure(self, registry_id: int, name: str, arn: str) -> Repository:
+        """Return the repository, creating it with ECR's defaults when it does not exist."""
+        existing = await self.get(registry_id, name)
+        if existing is not None:
+            return existing
+        async with self._database.write() as connection:
+            await connection.execute(
+                insert_ignoring_conflicts(
+                    self._database.dialect,
+                    repositories,
+                    registry_id=registry_id,
+                    name=name,
+                    arn=arn,
+                    created_at=utcnow(),
+                    image_tag_mutability="MUTABLE",
+                    tag_mutability_exclusions_json="[]",
+                    scan_on_push=False,
+                    encryption_type="AES256",
+                )
+            )
+            row = (
+                await connection.execute(
+                    select(*_COLUMNS).where(
+                        (repositories.c.registry_id == registry_id) & (repositories.c.name == name)
+                    )
+                )
+            ).one()
+        return _record(row)
+
+    async def list_names(self, registry_id: int, after: str | None, limit: int) -> list[str]:
+        """Names in lexical order, those after `after`, at most `limit` of them."""
+        name = lexical(self._database.dialect, repositories.c.name)
+        query = select(repositories.c.name).where(repositories.c.registry_id == registry_id)
+        if after is not None:
+            query = query.where(name > after)
+        query = query.order_by(name).limit(limit)
+        async with self._database.read() as connection:
+            return list((await connection.execute(query)).scalars())

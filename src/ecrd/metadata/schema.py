@@ -1,0 +1,181 @@
+"""The metadata schema, for the whole product.
+
+    registries ─┬─< repositories ─┬─< repository_tags      (ECR resource tags)
+                │                 ├─< repository_blobs >── blobs
+                │                 ├─< manifests ─┬─< manifest_blobs     (config, layers)
+                │                 │              ├─< manifest_children  (index entries)
+                │                 │              └─< tags
+                │                 └─< uploads
+                └ (account_id, region, kind) unique
+
+Blobs are stored once per store and keyed by digest; a repository may use one only through a
+repository_blobs link. What a manifest references is kept as rows so that "is this in use",
+garbage collection and referrers are plain indexed queries. Every list query has an index.
+Changing this file means adding an Alembic migration under migrations/versions.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+Timestamp = DateTime(timezone=True)
+DIGEST = String(160)  # "sha512:" + 128 hex
+
+registries = Table(
+    "registries",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("account_id", String(12), nullable=False),
+    Column("region", String(32), nullable=False),
+    # "private" (ECR) or "public" (ECR Public, addressed by alias).
+    Column("kind", String(16), nullable=False),
+    Column("alias", String(64), nullable=True, unique=True),
+    Column("policy_text", Text, nullable=True),
+    # Registry-wide configuration as JSON: scanning, replication, catalog data, ...
+    Column("settings_json", Text, nullable=False, default="{}"),
+    Column("created_at", Timestamp, nullable=False),
+    UniqueConstraint("account_id", "region", "kind"),
+)
+
+repositories = Table(
+    "repositories",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("registry_id", ForeignKey("registries.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(256), nullable=False),
+    Column("arn", String(512), nullable=False),
+    Column("created_at", Timestamp, nullable=False),
+    Column("image_tag_mutability", String(32), nullable=False, default="MUTABLE"),
+    # JSON list of {"filterType", "filter"} exempting tags from the mutability setting.
+    Column("tag_mutability_exclusions_json", Text, nullable=False, default="[]"),
+    Column("scan_on_push", Boolean, nullable=False, default=False),
+    Column("encryption_type", String(16), nullable=False, default="AES256"),
+    Column("kms_key", String(2048), nullable=True),
+    Column("policy_text", Text, nullable=True),
+    Column("lifecycle_policy_text", Text, nullable=True),
+    # ECR Public catalog data as JSON.
+    Column("catalog_data_json", Text, nullable=True),
+    UniqueConstraint("registry_id", "name"),
+)
+
+repository_tags = Table(
+    "repository_tags",
+    metadata,
+    Column(
+        "repository_id",
+        ForeignKey("repositories.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("key", String(128), primary_key=True),
+    Column("value", String(256), nullable=False),
+)
+
+blobs = Table(
+    "blobs",
+    metadata,
+    Column("digest", DIGEST, primary_key=True),
+    Column("size", BigInteger, nullable=False),
+    Column("created_at", Timestamp, nullable=False),
+)
+
+repository_blobs = Table(
+    "repository_blobs",
+    metadata,
+    Column(
+        "repository_id",
+        ForeignKey("repositories.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("blob_digest", ForeignKey("blobs.digest"), primary_key=True),
+    Column("created_at", Timestamp, nullable=False),
+    Index(None, "blob_digest"),
+)
+
+manifests = Table(
+    "manifests",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("repository_id", ForeignKey("repositories.id", ondelete="CASCADE"), nullable=False),
+    Column("digest", DIGEST, nullable=False),
+    Column("media_type", String(255), nullable=False),
+    # OCI artifactType, or the config media type of an image manifest (referrers' rule).
+    Column("artifact_type", String(255), nullable=True),
+    Column("config_media_type", String(255), nullable=True),
+    Column("subject_digest", DIGEST, nullable=True),
+    Column("annotations_json", Text, nullable=True),
+    # ECR's imageSizeInBytes: config plus layers, or the children of an index.
+    Column("size", BigInteger, nullable=False),
+    Column("payload", LargeBinary, nullable=False),
+    Column("pushed_at", Timestamp, nullable=False),
+    Column("last_pulled_at", Timestamp, nullable=True),
+    UniqueConstraint("repository_id", "digest"),
+    Index(None, "repository_id", "subject_digest"),
+    Index(None, "repository_id", "pushed_at"),
+)
+
+manifest_blobs = Table(
+    "manifest_blobs",
+    metadata,
+    Column("manifest_id", ForeignKey("manifests.id", ondelete="CASCADE"), primary_key=True),
+    Column("blob_digest", DIGEST, primary_key=True),
+    Index(None, "blob_digest"),
+)
+
+manifest_children = Table(
+    "manifest_children",
+    metadata,
+    Column("manifest_id", ForeignKey("manifests.id", ondelete="CASCADE"), primary_key=True),
+    Column("child_digest", DIGEST, primary_key=True),
+    Index(None, "child_digest"),
+)
+
+tags = Table(
+    "tags",
+    metadata,
+    Column(
+        "repository_id",
+        ForeignKey("repositories.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("name", String(128), primary_key=True),
+    Column("manifest_id", ForeignKey("manifests.id", ondelete="CASCADE"), nullable=False),
+    Column("updated_at", Timestamp, nullable=False),
+    Index(None, "manifest_id"),
+)
+
+uploads = Table(
+    "uploads",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("repository_id", ForeignKey("repositories.id", ondelete="CASCADE"), nullable=False),
+    Column("offset", BigInteger, nullable=False, default=0),
+    # Blob store driver state as JSON (for example an S3 multipart upload id).
+    Column("driver_state_json", Text, nullable=False, default="{}"),
+    Column("created_at", Timestamp, nullable=False),
+    Column("updated_at", Timestamp, nullable=False),
+    Index(None, "updated_at"),
+    Index(None, "repository_id"),
+)

@@ -1,0 +1,27 @@
+"""Small statement builders that differ between SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import ColumnElement, Table
+from sqlalchemy.dialects import postgresql, sqlite
+
+
+def insert_ignoring_conflicts(dialect: str, table: Table, **values: Any) -> Any:
+    """INSERT that silently does nothing when the row's key already exists."""
+    module = postgresql if dialect == "postgresql" else sqlite
+    return module.insert(table).values(**values).on_conflict_do_nothing()
+
+
+def upsert(dialect: str, table: Table, keys: list[str], **values: Any) -> Any:
+    """INSERT, or UPDATE the non-key columns when the row's key already exists."""
+    module = postgresql if dialect == "postgresql" else sqlite
+    statement = module.insert(table).values(**values)
+    updates = {name: statement.excluded[name] for name in values if name not in keys}
+    return statement.on_conflict_do_update(index_elements=keys, set_=updates)
+
+
+def lexical(dialect: str, column: ColumnElement[str]) -> ColumnElement[str]:
+    """The column compared byte by byte, as tag and catalog listings must order names."""
+    return column.collate("C") if dialect == "postgresql" else column

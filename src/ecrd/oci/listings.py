@@ -1,0 +1,67 @@
+"""Lists: tags of a repository, the catalog of repositories, and referrers of a manifest."""
+
+from __future__ import annotations
+
+import json
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from ecrd.oci.requests import next_link, page, registry_of, repository_to_read, services_of
+from ecrd.registry import media_types
+
+
+async def list_tags(request: Request) -> Response:
+    services = services_of(request)
+    repository = await repository_to_read(request)
+    limit, last = page(request)
+    names = await services.manifests.tags(repository, last, limit + 1)
+    headers = {}
+    if len(names) > limit:
+        names = names[:limit]
+        headers["Link"] = next_link(f"/v2/{repository.name}/tags/list", limit, names[-1])
+    return JSONResponse({"name": repository.name, "tags": names}, headers=headers)
+
+
+async def catalog(request: Request) -> Response:
+    services = services_of(request)
+    registry = await registry_of(request)
+    limit, last = page(request)
+    names = await services.repositories.names(registry, last, limit + 1)
+    headers = {}
+    if len(names) > limit:
+        names = names[:limit]
+        headers["Link"] = next_link("/v2/_catalog", limit, names[-1])
+    return JSONResponse({"repositories": names}, headers=headers)
+
+
+async def referrers(request: Request) -> Response:
+    services = services_of(request)
+    repository = await repository_to_read(request)
+    artifact_type = request.query_params.get("artifactType") or None
+    found = await services.manifests.referrers(
+        repository, request.path_params["digest"], artifact_type
+    )
+    descriptors = []
+    for manifest in found:
+        descriptor: dict[str, object] = {
+            "mediaType": manifest.media_type,
+            "digest": manifest.digest,
+            "size": len(manifest.payload),
+        }
+        if manifest.artifact_type is not None:
+            descriptor["artifactType"] = manifest.artifact_type
+        if manifest.annotations_json is not None:
+            descriptor["annotations"] = json.loads(manifest.annotations_json)
+        descriptors.append(descriptor)
+    index = {
+        "schemaVersion": 2,
+        "mediaType": media_types.OCI_INDEX,
+        "manifests": descriptors,
+    }
+    headers = {"OCI-Filters-Applied": "artifactType"} if artifact_type else {}
+    return Response(
+        json.dumps(index, separators=(",", ":")),
+        headers=headers,
+        media_type=media_types.OCI_INDEX,
+    )

@@ -1,0 +1,89 @@
+"""GET, HEAD, PUT and DELETE /v2/<name>/manifests/<reference>."""
+
+from __future__ import annotations
+
+import asyncio
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from ecrd.errors import ManifestNotFound, ManifestTooLarge
+from ecrd.metadata.records import Manifest
+from ecrd.oci.requests import bounded_body, repository_to_read, repository_to_write, services_of
+from ecrd.registry import media_types
+
+_background_tasks: set[asyncio.Task[None]] = set()
+
+
+def _accepted_types(request: Request) -> set[str]:
+    accepted: set[str] = set()
+    for line in request.headers.getlist("accept"):
+        for item in line.split(","):
+            media_type = item.split(";")[0].strip().lower()
+            if media_type:
+                accepted.add(media_type)
+    return accepted
+
+
+def _check_acceptable(request: Request, manifest: Manifest) -> None:
+    """Refuse, as CNCF Distribution does, a manifest kind the client says it cannot read.
+
+    A client that names no manifest type at all (or `*/*`) gets whatever is stored.
+    """
+    accepted = _accepted_types(request)
+    if not accepted & media_types.ALL_MANIFESTS or "*/*" in accepted:
+        return
+    if manifest.media_type in accepted:
+        return
+    raise ManifestNotFound(
+        f"manifest is {manifest.media_type}, which the Accept header does not include"
+    )
+
+
+async def get_manifest(request: Request) -> Response:
+    services = services_of(request)
+    repository = await repository_to_read(request)
+    manifest = await services.manifests.get(repository, request.path_params["reference"])
+    _check_acceptable(request, manifest)
+    headers = {
+        "Docker-Content-Digest": manifest.digest,
+        "ETag": f'"{manifest.digest}"',
+        "Content-Length": str(len(manifest.payload)),
+    }
+    if request.method == "HEAD":
+        return Response(status_code=200, headers=headers, media_type=manifest.media_type)
+    task = asyncio.create_task(services.manifests.record_pull(manifest))
+    _background_tasks.add(task)
+    task.add_done_callback(_background_tasks.discard)
+    return Response(manifest.payload, headers=headers, media_type=manifest.media_type)
+
+
+async def put_manifest(request: Request) -> Response:
+    services = services_of(request)
+    limit = services.manifests.max_manifest_bytes
+    payload = await bounded_body(request, limit)
+    if payload is None:
+        raise ManifestTooLarge(f"manifest exceeds {limit} bytes")
+    repository = await repository_to_write(request)
+    stored = await services.manifests.put(
+        repository,
+        request.path_params["reference"],
+        request.headers.get("content-type"),
+        payload,
+    )
+    manifest = stored.manifest
+    headers = {
+        "Location": f"/v2/{repository.name}/manifests/{manifest.digest}",
+        "Docker-Content-Digest": manifest.digest,
+        "Content-Length": "0",
+    }
+    if manifest.subject_digest is not None:
+        headers["OCI-Subject"] = manifest.subject_digest
+    return Response(status_code=201, headers=headers)
+
+
+async def delete_manifest(request: Request) -> Response:
+    services = services_of(request)
+    repository = await repository_to_read(request)
+    await services.manifests.delete(repository, request.path_params["reference"])
+    return Response(status_code=202, headers={"Content-Length": "0"})

@@ -1,0 +1,104 @@
+"""Reading OCI requests: the repository addressed, bounded bodies, and pagination."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from urllib.parse import urlencode
+
+from starlette.requests import ClientDisconnect, Request
+
+from ecrd.metadata.records import Registry, Repository
+from ecrd.oci.errors import OciError
+from ecrd.registry.services import RegistryServices
+from ecrd.registry.uploads import BodyInterrupted
+
+MAX_PAGE_SIZE = 1000
+_CONTENT_RANGE = re.compile(r"^(?:bytes[ =])?(\d+)-(\d+)(?:/(?:\d+|\*))?$")
+
+
+def services_of(request: Request) -> RegistryServices:
+    services: RegistryServices = request.app.state.services
+    return services
+
+
+async def registry_of(request: Request) -> Registry:
+    return await services_of(request).registry_for_host(request.headers.get("host"))
+
+
+async def repository_to_read(request: Request) -> Repository:
+    services = services_of(request)
+    registry = await registry_of(request)
+    return await services.repositories.find(registry, request.path_params["name"])
+
+
+async def repository_to_write(request: Request) -> Repository:
+    services = services_of(request)
+    registry = await registry_of(request)
+    return await services.repositories.for_push(registry, request.path_params["name"])
+
+
+async def body_chunks(request: Request) -> AsyncIterator[bytes]:
+    """The request body as it arrives; a client that goes away ends it with BodyInterrupted."""
+    try:
+        async for chunk in request.stream():
+            yield chunk
+    except ClientDisconnect:
+        raise BodyInterrupted("client disconnected") from None
+
+
+async def bounded_body(request: Request, limit: int) -> bytes | None:
+    """The whole body if it is at most `limit` bytes, else None (read no further than that)."""
+    declared = content_length(request)
+    if declared is not None and declared > limit:
+        return None
+    parts: list[bytes] = []
+    size = 0
+    async for chunk in body_chunks(request):
+        size += len(chunk)
+        if size > limit:
+            return None
+        parts.append(chunk)
+    return b"".join(parts)
+
+
+def content_length(request: Request) -> int | None:
+    value = request.headers.get("content-length")
+    if value is None:
+        return None
+    if not value.isdigit():
+        raise OciError(400, "SIZE_INVALID", f"invalid Content-Length {value[:50]!r}")
+    return int(value)
+
+
+def content_range_start(request: Request) -> int | None:
+    """Start offset of a PATCH's Content-Range, checked against its Content-Length."""
+    value = request.headers.get("content-range")
+    if value is None:
+        return None
+    match = _CONTENT_RANGE.match(value.strip())
+    if match is None:
+        raise OciError(416, "BLOB_UPLOAD_INVALID", f"invalid Content-Range {value[:50]!r}")
+    start, end = int(match.group(1)), int(match.group(2))
+    length = content_length(request)
+    if end < start or (length is not None and end - start + 1 != length):
+        raise OciError(
+            416, "BLOB_UPLOAD_INVALID", f"Content-Range {value!r} does not match Content-Length"
+        )
+    return start
+
+
+def page(request: Request) -> tuple[int, str | None]:
+    """The `n` (bounded) and `last` query parameters of a paginated list."""
+    number = request.query_params.get("n")
+    if number is None:
+        limit = MAX_PAGE_SIZE
+    elif not number.isdigit():
+        raise OciError(400, "PAGINATION_NUMBER_INVALID", f"invalid n {number[:50]!r}")
+    else:
+        limit = min(int(number), MAX_PAGE_SIZE)
+    return limit, request.query_params.get("last") or None
+
+
+def next_link(path: str, limit: int, last: str) -> str:
+    return f'<{path}?{urlencode({"n": limit, "last": last})}>; rel="next"'

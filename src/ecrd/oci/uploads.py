@@ -1,0 +1,129 @@
+"""Blob uploads: POST (start, monolithic, mount), PATCH, PUT, GET and DELETE."""
+
+from __future__ import annotations
+
+import contextlib
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from ecrd.errors import RegistryError, RepositoryNotFound
+from ecrd.metadata.records import Blob, Repository, Upload
+from ecrd.oci.errors import OciError
+from ecrd.oci.requests import (
+    body_chunks,
+    content_length,
+    content_range_start,
+    registry_of,
+    repository_to_read,
+    repository_to_write,
+    services_of,
+)
+from ecrd.registry.uploads import BodyInterrupted
+
+
+def _upload_response(repository: Repository, upload: Upload, status: int) -> Response:
+    return Response(
+        status_code=status,
+        headers={
+            "Location": f"/v2/{repository.name}/blobs/uploads/{upload.id}",
+            "Range": f"0-{max(upload.offset - 1, 0)}",
+            "Docker-Upload-UUID": upload.id,
+            "Content-Length": "0",
+        },
+    )
+
+
+def _blob_created(repository: Repository, blob: Blob) -> Response:
+    return Response(
+        status_code=201,
+        headers={
+            "Location": f"/v2/{repository.name}/blobs/{blob.digest}",
+            "Docker-Content-Digest": blob.digest,
+            "Content-Length": "0",
+        },
+    )
+
+
+async def start_upload(request: Request) -> Response:
+    services = services_of(request)
+    repository = await repository_to_write(request)
+    mount_digest = request.query_params.get("mount")
+    source_name = request.query_params.get("from")
+    if mount_digest and source_name:
+        mounted = await _try_mount(request, repository, mount_digest, source_name)
+        if mounted is not None:
+            return _blob_created(repository, mounted)
+    digest = request.query_params.get("digest")
+    upload = await services.uploads.start(repository)
+    if digest is None:
+        return _upload_response(repository, upload, 202)
+    # Monolithic upload: the whole blob in this one request, or nothing left behind.
+    try:
+        await services.uploads.append(
+            repository, upload.id, body_chunks(request), length=content_length(request)
+        )
+        blob = await services.uploads.finish(repository, upload.id, digest)
+    except (RegistryError, BodyInterrupted, OciError):
+        await _cancel_quietly(request, repository, upload.id)
+        raise
+    return _blob_created(repository, blob)
+
+
+async def _try_mount(
+    request: Request, repository: Repository, digest: str, source_name: str
+) -> Blob | None:
+    services = services_of(request)
+    registry = await registry_of(request)
+    try:
+        source = await services.repositories.find(registry, source_name)
+    except (RepositoryNotFound, RegistryError):
+        return None
+    return await services.blobs.mount(repository, source, digest)
+
+
+async def _cancel_quietly(request: Request, repository: Repository, upload_id: str) -> None:
+    with contextlib.suppress(RegistryError):
+        await services_of(request).uploads.cancel(repository, upload_id)
+
+
+async def patch_upload(request: Request) -> Response:
+    services = services_of(request)
+    repository = await repository_to_read(request)
+    upload_id = request.path_params["upload_id"]
+    start = content_range_start(request)
+    upload = await services.uploads.append(
+        repository, upload_id, body_chunks(request), start=start, length=content_length(request)
+    )
+    return _upload_response(repository, upload, 202)
+
+
+async def finish_upload(request: Request) -> Response:
+    services = services_of(request)
+    repository = await repository_to_read(request)
+    upload_id = request.path_params["upload_id"]
+    digest = request.query_params.get("digest")
+    if not digest:
+        raise OciError(400, "DIGEST_INVALID", "the digest query parameter is required")
+    length = content_length(request)
+    start = content_range_start(request)
+    if length or start is not None or "transfer-encoding" in request.headers:
+        await services.uploads.append(
+            repository, upload_id, body_chunks(request), start=start, length=length
+        )
+    blob = await services.uploads.finish(repository, upload_id, digest)
+    return _blob_created(repository, blob)
+
+
+async def upload_status(request: Request) -> Response:
+    services = services_of(request)
+    repository = await repository_to_read(request)
+    upload = await services.uploads.get(repository, request.path_params["upload_id"])
+    return _upload_response(repository, upload, 204)
+
+
+async def cancel_upload(request: Request) -> Response:
+    services = services_of(request)
+    repository = await repository_to_read(request)
+    await services.uploads.cancel(repository, request.path_params["upload_id"])
+    return Response(status_code=204)

@@ -1,0 +1,1 @@
+"""Domain services: repositories, blobs, uploads, manifests. No HTTP here."""

@@ -1,0 +1,101 @@
+"""Manifests and tags: put, get, delete, list, referrers."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from ecrd.digests import Digest, is_digest
+from ecrd.errors import DigestInvalid, ManifestNotFound, ManifestTooLarge
+from ecrd.metadata.manifests import ManifestStore
+from ecrd.metadata.records import Manifest, Repository, StoredManifest, utcnow
+from ecrd.names import check_tag
+from ecrd.registry.manifest_format import parse_manifest
+
+# ECR refreshes lastRecordedPullTime at most this often; pulls in between cost no write.
+PULL_RECORD_INTERVAL_SECONDS = 60.0
+MAX_REMEMBERED_PULLS = 100_000
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A manifest reference from a URL: exactly one of tag and digest is set."""
+
+    tag: str | None
+    digest: str | None
+
+    @classmethod
+    def parse(cls, text: str) -> Reference:
+        if is_digest(text):
+            return cls(tag=None, digest=str(Digest.parse(text)))
+        return cls(tag=check_tag(text), digest=None)
+
+
+class ManifestService:
+    def __init__(
+        self, manifests: ManifestStore, max_manifest_bytes: int, require_references: bool = True
+    ) -> None:
+        self._manifests = manifests
+        self.max_manifest_bytes = max_manifest_bytes
+        self._require_references = require_references
+        self._pulls_recorded: dict[int, float] = {}
+
+    async def put(
+        self, repository: Repository, reference: str, content_type: str | None, payload: bytes
+    ) -> StoredManifest:
+        if len(payload) > self.max_manifest_bytes:
+            raise ManifestTooLarge(f"manifest exceeds {self.max_manifest_bytes} bytes")
+        parsed_reference = Reference.parse(reference)
+        algorithm = "sha256"
+        if parsed_reference.digest is not None:
+            algorithm = Digest.parse(parsed_reference.digest).algorithm
+        new = parse_manifest(payload, content_type, algorithm)
+        if parsed_reference.digest is not None and parsed_reference.digest != new.digest:
+            raise DigestInvalid(f"manifest digest is {new.digest}, not {parsed_reference.digest}")
+        return await self._manifests.put(
+            repository.id,
+            new,
+            parsed_reference.tag,
+            tags_immutable=repository.image_tag_mutability.startswith("IMMUTABLE"),
+            require_references=self._require_references,
+        )
+
+    async def get(self, repository: Repository, reference: str) -> Manifest:
+        parsed = Reference.parse(reference)
+        if parsed.tag is not None:
+            manifest = await self._manifests.by_tag(repository.id, parsed.tag)
+        else:
+            manifest = await self._manifests.by_digest(repository.id, str(parsed.digest))
+        if manifest is None:
+            raise ManifestNotFound(f"manifest {reference} is not in repository {repository.name}")
+        return manifest
+
+    async def delete(self, repository: Repository, reference: str) -> None:
+        """Delete a tag, or a manifest with all its tags when given a digest."""
+        parsed = Reference.parse(reference)
+        if parsed.tag is not None:
+            deleted = await self._manifests.delete_tag(repository.id, parsed.tag)
+        else:
+            deleted = await self._manifests.delete(repository.id, str(parsed.digest))
+        if not deleted:
+            raise ManifestNotFound(f"manifest {reference} is not in repository {repository.name}")
+
+    async def tags(self, repository: Repository, after: str | None, limit: int) -> list[str]:
+        return await self._manifests.list_tags(repository.id, after, limit)
+
+    async def referrers(
+        self, repository: Repository, subject_digest: str, artifact_type: str | None
+    ) -> list[Manifest]:
+        canonical = str(Digest.parse(subject_digest))
+        return await self._manifests.referrers(repository.id, canonical, artifact_type)
+
+    async def record_pull(self, manifest: Manifest) -> None:
+        """Note that the manifest was pulled, writing at most once a minute per manifest."""
+        now = time.monotonic()
+        last = self._pulls_recorded.get(manifest.id)
+        if last is not None and now - last < PULL_RECORD_INTERVAL_SECONDS:
+            return
+        if len(self._pulls_recorded) >= MAX_REMEMBERED_PULLS:
+            self._pulls_recorded.clear()
+        self._pulls_recorded[manifest.id] = now
+        await self._manifests.record_pull(manifest.id, utcnow())

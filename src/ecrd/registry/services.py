@@ -1,0 +1,54 @@
+"""The domain services of one running ecrd, wired once by create_app."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ecrd.blobs.filesystem import FilesystemBlobStore
+from ecrd.metadata.blobs import BlobRecords
+from ecrd.metadata.database import Database
+from ecrd.metadata.manifests import ManifestStore
+from ecrd.metadata.records import Registry
+from ecrd.metadata.registries import RegistryStore
+from ecrd.metadata.repositories import RepositoryStore
+from ecrd.metadata.uploads import UploadStore
+from ecrd.registry.blobs import BlobService
+from ecrd.registry.manifests import ManifestService
+from ecrd.registry.repositories import RepositoryService
+from ecrd.registry.uploads import UploadService
+from ecrd.settings import Settings
+
+
+@dataclass(frozen=True)
+class RegistryServices:
+    database: Database
+    registries: RegistryStore
+    repositories: RepositoryService
+    blobs: BlobService
+    uploads: UploadService
+    manifests: ManifestService
+    default_account_id: str
+    default_region: str
+
+    async def registry_for_host(self, host: str | None) -> Registry:
+        """The registry a data-plane request addresses; every host is the default one for now."""
+        return await self.registries.ensure(self.default_account_id, self.default_region)
+
+    async def close(self) -> None:
+        await self.database.close()
+
+
+def build_services(settings: Settings, database: Database | None = None) -> RegistryServices:
+    database = database or Database(settings.metadata_url)
+    blob_store = FilesystemBlobStore(settings.data_dir)
+    blob_records = BlobRecords(database)
+    return RegistryServices(
+        database=database,
+        registries=RegistryStore(database),
+        repositories=RepositoryService(RepositoryStore(database), settings.create_on_push),
+        blobs=BlobService(blob_records, blob_store),
+        uploads=UploadService(UploadStore(database), blob_records, blob_store),
+        manifests=ManifestService(ManifestStore(database), settings.max_manifest_bytes),
+        default_account_id=settings.account_id,
+        default_region=settings.region,
+    )

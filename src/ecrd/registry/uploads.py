@@ -1,0 +1,209 @@
+"""Blob uploads, shared by the OCI upload endpoints and ECR's layer-part operations.
+
+The upload row holds the offset and driver state, so any process continues any upload. The
+running sha256 lives in this process's memory keyed by (upload, offset); a process without it,
+or a digest in another algorithm, hashes the stored bytes again when the upload closes. Bytes
+are gathered into 1 MiB pieces; each piece is written and hashed in worker threads at once,
+while the next piece arrives.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections import OrderedDict
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from anyio import to_thread
+
+from ecrd.blobs.store import BlobStore, UploadWriter
+from ecrd.digests import Digest, Hasher, new_hasher
+from ecrd.errors import DigestInvalid, SizeInvalid, UploadNotFound, UploadOutOfOrder
+from ecrd.metadata.blobs import BlobRecords
+from ecrd.metadata.records import Blob, Repository, Upload
+from ecrd.metadata.uploads import UploadStore
+
+PIECE_SIZE = 1024 * 1024
+MAX_REMEMBERED_HASHERS = 1024
+
+
+class BodyInterrupted(Exception):
+    """The client went away mid-body; what arrived before is kept and the offset advanced."""
+
+
+@dataclass
+class _RunningHash:
+    offset: int
+    hasher: Hasher
+
+
+class UploadService:
+    def __init__(
+        self, uploads: UploadStore, blob_records: BlobRecords, blob_store: BlobStore
+    ) -> None:
+        self._uploads = uploads
+        self._blob_records = blob_records
+        self._blob_store = blob_store
+        self._hashes: OrderedDict[str, _RunningHash] = OrderedDict()
+        self._busy: set[str] = set()
+
+    async def start(self, repository: Repository) -> Upload:
+        upload_id = str(uuid.uuid4())
+        driver_state = await self._blob_store.start_upload(upload_id)
+        upload = await self._uploads.create(upload_id, repository.id, driver_state)
+        self._hashes[upload_id] = _RunningHash(0, new_hasher())
+        self._forget_oldest()
+        return upload
+
+    async def get(self, repository: Repository, upload_id: str) -> Upload:
+        upload = await self._uploads.get(repository.id, upload_id)
+        if upload is None:
+            raise UploadNotFound(f"upload {upload_id[:100]!r} is unknown")
+        return upload
+
+    async def append(
+        self,
+        repository: Repository,
+        upload_id: str,
+        body: AsyncIterator[bytes],
+        start: int | None = None,
+        length: int | None = None,
+    ) -> Upload:
+        """Append a chunk; `start`, when given, must equal the current offset.
+
+        If the body breaks off, the bytes that arrived are kept, the offset moves past them,
+        and BodyInterrupted is raised so the client can resume from the reported offset.
+        """
+        upload = await self.get(repository, upload_id)
+        if start is not None and start != upload.offset:
+            raise UploadOutOfOrder(
+                f"chunk starts at {start} but the upload is at {upload.offset}", upload.offset
+            )
+        if upload_id in self._busy:
+            raise UploadOutOfOrder("another chunk of this upload is being written", upload.offset)
+        self._busy.add(upload_id)
+        try:
+            return await self._append(upload, body, length)
+        finally:
+            self._busy.discard(upload_id)
+
+    async def _append(
+        self, upload: Upload, body: AsyncIterator[bytes], length: int | None
+    ) -> Upload:
+        running = self._hashes.pop(upload.id, None)
+        hasher = running.hasher if running is not None and running.offset == upload.offset else None
+        writer = await self._blob_store.open_upload(
+            upload.id, upload.driver_state_json, upload.offset
+        )
+        written, interrupted = await _copy(body, writer, hasher)
+        await writer.close()
+        new_offset = upload.offset + written
+        if not await self._uploads.advance(upload.id, upload.offset, new_offset):
+            raise UploadOutOfOrder("the upload moved on while this chunk was written", new_offset)
+        if hasher is not None:
+            self._hashes[upload.id] = _RunningHash(new_offset, hasher)
+            self._forget_oldest()
+        if interrupted:
+            raise BodyInterrupted(f"body ended after {written} bytes")
+        if length is not None and written != length:
+            raise SizeInvalid(f"Content-Length was {length} but {written} bytes arrived")
+        return Upload(
+            upload.id,
+            upload.repository_id,
+            new_offset,
+            upload.driver_state_json,
+            upload.created_at,
+            upload.updated_at,
+        )
+
+    async def finish(self, repository: Repository, upload_id: str, digest: str) -> Blob:
+        """Verify the bytes against `digest` and make them a blob of the repository.
+
+        A wrong digest cancels the upload, as CNCF Distribution does, so nothing is left over.
+        """
+        upload = await self.get(repository, upload_id)
+        try:
+            expected = Digest.parse(digest)
+        except DigestInvalid:
+            await self.cancel(repository, upload_id)
+            raise
+        actual = await self._digest_of(upload, expected.algorithm)
+        if actual != expected:
+            await self.cancel(repository, upload_id)
+            raise DigestInvalid(f"upload has digest {actual}, not {expected}")
+        await self._blob_store.commit_upload(upload.id, upload.driver_state_json, str(expected))
+        blob = await self._blob_records.add_and_link(repository.id, str(expected), upload.offset)
+        await self._uploads.delete(upload.id)
+        self._hashes.pop(upload.id, None)
+        return blob
+
+    async def cancel(self, repository: Repository, upload_id: str) -> None:
+        upload = await self.get(repository, upload_id)
+        await self._uploads.delete(upload.id)
+        await self._blob_store.abort_upload(upload.id, upload.driver_state_json)
+        self._hashes.pop(upload.id, None)
+
+    async def _digest_of(self, upload: Upload, algorithm: str) -> Digest:
+        running = self._hashes.get(upload.id)
+        if algorithm == "sha256" and running is not None and running.offset == upload.offset:
+            return Digest(algorithm, running.hasher.hexdigest())
+        hasher = new_hasher(algorithm)
+        async for chunk in self._blob_store.read_upload(upload.id, upload.driver_state_json):
+            await _hash_piece(hasher, chunk)
+        return Digest(algorithm, hasher.hexdigest())
+
+    def _forget_oldest(self) -> None:
+        while len(self._hashes) > MAX_REMEMBERED_HASHERS:
+            self._hashes.popitem(last=False)
+
+
+async def _hash_piece(hasher: Hasher, piece: bytes) -> None:
+    # hashlib lets go of the GIL for large buffers, so a thread really hashes in parallel.
+    if len(piece) >= 64 * 1024:
+        await to_thread.run_sync(hasher.update, piece)
+    else:
+        hasher.update(piece)
+
+
+async def _copy(
+    body: AsyncIterator[bytes], writer: UploadWriter, hasher: Hasher | None
+) -> tuple[int, bool]:
+    """Copy `body` into `writer` in pieces; return (bytes written, whether the body broke off)."""
+    written = 0
+    pending: list[bytes] = []
+    pending_size = 0
+    in_flight: asyncio.Future[object] | None = None
+
+    async def store(piece: bytes) -> None:
+        if hasher is None:
+            await writer.write(piece)
+        else:
+            await asyncio.gather(writer.write(piece), _hash_piece(hasher, piece))
+
+    async def flush() -> None:
+        nonlocal pending_size, in_flight, written
+        if not pending_size:
+            return
+        piece = b"".join(pending) if len(pending) > 1 else pending[0]
+        pending.clear()
+        if in_flight is not None:
+            await in_flight
+        written += pending_size
+        pending_size = 0
+        in_flight = asyncio.ensure_future(store(piece))
+
+    interrupted = False
+    try:
+        async for chunk in body:
+            if chunk:
+                pending.append(chunk)
+                pending_size += len(chunk)
+                if pending_size >= PIECE_SIZE:
+                    await flush()
+    except BodyInterrupted:
+        interrupted = True
+    await flush()
+    if in_flight is not None:
+        await in_flight
+    return written, interrupted

@@ -1,0 +1,105 @@
+"""Typed settings, read once at start: CLI flags > ECRD_* variables > ecrd.toml > defaults.
+
+An unknown key or a bad value stops the start with a one-line message naming it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, ValidationError
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+DEFAULT_CONFIG_FILE = Path("ecrd.toml")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ECRD_", extra="forbid", frozen=True)
+
+    host: str = "127.0.0.1"
+    port: int = Field(5000, ge=0, le=65535)
+    data_dir: Path = Path("ecrd-data")
+    # SQLAlchemy URL of the metadata store; empty means SQLite in the data folder.
+    database_url: str = ""
+    account_id: str = Field("000000000000", pattern=r"^\d{12}$")
+    region: str = Field("us-east-1", pattern=r"^[a-z]{2}(-[a-z]+)+-\d$")
+    # Host and port clients use to reach this server, as written in repository URIs.
+    public_host: str = ""
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    workers: int = Field(1, ge=1, le=64)
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    # A push to a repository that does not exist creates it (ECR's create-on-push).
+    create_on_push: bool = True
+    max_manifest_bytes: int = Field(4 * 1024 * 1024, ge=1024)
+    # Uploads left untouched this long are abandoned and may be removed.
+    upload_expiry_seconds: int = Field(7 * 24 * 3600, ge=60)
+
+    @property
+    def metadata_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'metadata.db').resolve()}"
+
+    @property
+    def registry_host(self) -> str:
+        if self.public_host:
+            return self.public_host
+        return f"{self.host}:{self.port}"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        config_file = _config_file_in_use
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if config_file is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=config_file))
+        return tuple(sources)
+
+
+_config_file_in_use: Path | None = None
+
+
+class SettingsError(Exception):
+    """A setting is unknown or has a bad value; the message is one line naming it."""
+
+
+def load_settings(config_file: Path | None = None, **flags: Any) -> Settings:
+    """Build Settings from flags (those not None), the environment and the TOML file."""
+    global _config_file_in_use
+    if config_file is None and DEFAULT_CONFIG_FILE.is_file():
+        config_file = DEFAULT_CONFIG_FILE
+    if config_file is not None and not config_file.is_file():
+        raise SettingsError(f"config file {config_file} does not exist")
+    _config_file_in_use = config_file
+    for variable in os.environ:
+        if variable.startswith("ECRD_"):
+            key = variable.removeprefix("ECRD_").lower()
+            if key not in Settings.model_fields:
+                raise SettingsError(f"invalid setting {variable!r}: unknown setting")
+    try:
+        return Settings(**{key: value for key, value in flags.items() if value is not None})
+    except ValidationError as error:
+        first = error.errors()[0]
+        key = ".".join(str(part) for part in first["loc"]) or "settings"
+        message = first["msg"]
+        if first["type"] == "extra_forbidden":
+            message = "unknown setting"
+        raise SettingsError(f"invalid setting {key!r}: {message}") from None
+    except ValueError as error:  # a TOML file that does not parse
+        raise SettingsError(f"cannot read {config_file}: {error}") from None
+    finally:
+        _config_file_in_use = None
