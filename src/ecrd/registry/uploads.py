@@ -173,7 +173,7 @@ async def _copy(
     written = 0
     pending: list[bytes] = []
     pending_size = 0
-    in_flight: asyncio.Future[object] | None = None
+    in_flight: asyncio.Future[None] | None = None
 
     async def store(piece: bytes) -> None:
         if hasher is None:
