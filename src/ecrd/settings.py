@@ -46,7 +46,7 @@ class Settings(BaseSettings):
     def metadata_url(self) -> str:
         if self.database_url:
             return self.database_url
-        return f"sqlite+aiosqlite:///{(self.data_dir / 'metadata.db').resolve()}"
+        return f"sqlite:///{(self.data_dir / 'metadata.db').resolve()}"
 
     @property
     def registry_host(self) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import delete, select
+from sqlalchemy import Connection, delete, select
 
 from ecrd.metadata.database import Database
 from ecrd.metadata.records import Blob, utcnow
@@ -24,19 +24,23 @@ class BlobRecords:
                 & (repository_blobs.c.blob_digest == digest)
             )
         )
-        async with self._database.read() as connection:
-            row = (await connection.execute(query)).first()
-        return None if row is None else Blob(digest=row.digest, size=row.size)
+
+        def work(connection: Connection) -> Blob | None:
+            row = connection.execute(query).first()
+            return None if row is None else Blob(digest=row.digest, size=row.size)
+
+        return await self._database.read(work)
 
     async def add_and_link(self, repository_id: int, digest: str, size: int) -> Blob:
         """Record a blob whose bytes are now in the blob store, and link it to the repository."""
-        async with self._database.write() as connection:
-            dialect = self._database.dialect
+        dialect = self._database.dialect
+
+        def work(connection: Connection) -> None:
             now = utcnow()
-            await connection.execute(
+            connection.execute(
                 insert_ignoring_conflicts(dialect, blobs, digest=digest, size=size, created_at=now)
             )
-            await connection.execute(
+            connection.execute(
                 insert_ignoring_conflicts(
                     dialect,
                     repository_blobs,
@@ -45,19 +49,20 @@ class BlobRecords:
                     created_at=now,
                 )
             )
+
+        await self._database.write(work)
         return Blob(digest=digest, size=size)
 
     async def link(self, repository_id: int, digest: str) -> Blob | None:
         """Link an already stored blob to a repository; None when no such blob is recorded."""
-        async with self._database.write() as connection:
-            row = (
-                await connection.execute(
-                    select(blobs.c.digest, blobs.c.size).where(blobs.c.digest == digest)
-                )
+
+        def work(connection: Connection) -> Blob | None:
+            row = connection.execute(
+                select(blobs.c.digest, blobs.c.size).where(blobs.c.digest == digest)
             ).first()
             if row is None:
                 return None
-            await connection.execute(
+            connection.execute(
                 insert_ignoring_conflicts(
                     self._database.dialect,
                     repository_blobs,
@@ -66,15 +71,20 @@ class BlobRecords:
                     created_at=utcnow(),
                 )
             )
-        return Blob(digest=row.digest, size=row.size)
+            return Blob(digest=row.digest, size=row.size)
+
+        return await self._database.write(work)
 
     async def unlink(self, repository_id: int, digest: str) -> bool:
         """Remove the repository's link to a blob; False when there was none."""
-        async with self._database.write() as connection:
-            result = await connection.execute(
+
+        def work(connection: Connection) -> bool:
+            result = connection.execute(
                 delete(repository_blobs).where(
                     (repository_blobs.c.repository_id == repository_id)
                     & (repository_blobs.c.blob_digest == digest)
                 )
             )
-        return bool(result.rowcount)
+            return bool(result.rowcount)
+
+        return await self._database.write(work)

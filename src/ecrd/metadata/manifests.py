@@ -5,8 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import Connection, delete, insert, select, update
 
 from ecrd.errors import ManifestBlobUnknown, ManifestReferenced, TagImmutable
 from ecrd.metadata.database import Database
@@ -38,6 +37,11 @@ def _record(row: Any) -> Manifest:
     )
 
 
+def _one_manifest(connection: Connection, query: Any) -> Manifest | None:
+    row = connection.execute(query).first()
+    return None if row is None else _record(row)
+
+
 class ManifestStore:
     def __init__(self, database: Database) -> None:
         self._database = database
@@ -56,61 +60,58 @@ class ManifestStore:
         child manifest is not in it (unless `require_references` is off), and TagImmutable when
         `tags_immutable` and the tag already points elsewhere.
         """
-        async with self._database.write() as connection:
+        dialect = self._database.dialect
+
+        def work(connection: Connection) -> StoredManifest:
             if require_references:
-                await _check_references(connection, repository_id, new)
-            dialect = self._database.dialect
-            inserted = (
-                await connection.execute(
-                    insert_ignoring_conflicts(
-                        dialect,
-                        manifests,
-                        repository_id=repository_id,
-                        digest=new.digest,
-                        media_type=new.media_type,
-                        artifact_type=new.artifact_type,
-                        config_media_type=new.config_media_type,
-                        subject_digest=new.subject_digest,
-                        annotations_json=new.annotations_json,
-                        size=new.size,
-                        payload=new.payload,
-                        pushed_at=utcnow(),
-                    ).returning(manifests.c.id)
-                )
+                _check_references(connection, repository_id, new)
+            inserted = connection.execute(
+                insert_ignoring_conflicts(
+                    dialect,
+                    manifests,
+                    repository_id=repository_id,
+                    digest=new.digest,
+                    media_type=new.media_type,
+                    artifact_type=new.artifact_type,
+                    config_media_type=new.config_media_type,
+                    subject_digest=new.subject_digest,
+                    annotations_json=new.annotations_json,
+                    size=new.size,
+                    payload=new.payload,
+                    pushed_at=utcnow(),
+                ).returning(manifests.c.id)
             ).first()
             created = inserted is not None
-            row = (
-                await connection.execute(
-                    select(manifests).where(
-                        (manifests.c.repository_id == repository_id)
-                        & (manifests.c.digest == new.digest)
-                    )
-                )
-            ).one()
-            stored = _record(row)
+            stored = _one_manifest(
+                connection,
+                select(manifests).where(
+                    (manifests.c.repository_id == repository_id)
+                    & (manifests.c.digest == new.digest)
+                ),
+            )
+            if stored is None:
+                raise RuntimeError(f"manifest {new.digest} vanished while being stored")
             if created:
                 if new.blob_digests:
-                    await connection.execute(
+                    connection.execute(
                         insert(manifest_blobs),
                         [{"manifest_id": stored.id, "blob_digest": d} for d in new.blob_digests],
                     )
                 if new.child_digests:
-                    await connection.execute(
+                    connection.execute(
                         insert(manifest_children),
                         [{"manifest_id": stored.id, "child_digest": d} for d in new.child_digests],
                     )
             if tag is not None:
-                current = (
-                    await connection.execute(
-                        select(tags.c.manifest_id).where(
-                            (tags.c.repository_id == repository_id) & (tags.c.name == tag)
-                        )
+                current = connection.execute(
+                    select(tags.c.manifest_id).where(
+                        (tags.c.repository_id == repository_id) & (tags.c.name == tag)
                     )
                 ).scalar()
                 if current is not None and current != stored.id and tags_immutable:
                     raise TagImmutable(f"tag {tag!r} already exists and tags are immutable")
                 if current != stored.id:
-                    await connection.execute(
+                    connection.execute(
                         upsert(
                             dialect,
                             tags,
@@ -121,15 +122,15 @@ class ManifestStore:
                             updated_at=utcnow(),
                         )
                     )
-        return StoredManifest(manifest=stored, created=created)
+            return StoredManifest(manifest=stored, created=created)
+
+        return await self._database.write(work)
 
     async def by_digest(self, repository_id: int, digest: str) -> Manifest | None:
         query = select(manifests).where(
             (manifests.c.repository_id == repository_id) & (manifests.c.digest == digest)
         )
-        async with self._database.read() as connection:
-            row = (await connection.execute(query)).first()
-        return None if row is None else _record(row)
+        return await self._database.read(lambda connection: _one_manifest(connection, query))
 
     async def by_tag(self, repository_id: int, tag: str) -> Manifest | None:
         query = (
@@ -137,45 +138,45 @@ class ManifestStore:
             .select_from(tags.join(manifests, tags.c.manifest_id == manifests.c.id))
             .where((tags.c.repository_id == repository_id) & (tags.c.name == tag))
         )
-        async with self._database.read() as connection:
-            row = (await connection.execute(query)).first()
-        return None if row is None else _record(row)
+        return await self._database.read(lambda connection: _one_manifest(connection, query))
 
     async def delete(self, repository_id: int, digest: str) -> bool:
         """Delete a manifest and its tags; refuse while an index in the repository lists it."""
-        async with self._database.write() as connection:
-            referenced_by = (
-                await connection.execute(
-                    select(manifests.c.digest)
-                    .select_from(
-                        manifest_children.join(
-                            manifests, manifest_children.c.manifest_id == manifests.c.id
-                        )
+
+        def work(connection: Connection) -> bool:
+            referenced_by = connection.execute(
+                select(manifests.c.digest)
+                .select_from(
+                    manifest_children.join(
+                        manifests, manifest_children.c.manifest_id == manifests.c.id
                     )
-                    .where(
-                        (manifests.c.repository_id == repository_id)
-                        & (manifest_children.c.child_digest == digest)
-                    )
-                    .limit(1)
                 )
+                .where(
+                    (manifests.c.repository_id == repository_id)
+                    & (manifest_children.c.child_digest == digest)
+                )
+                .limit(1)
             ).scalar()
             if referenced_by is not None:
                 raise ManifestReferenced(
                     f"manifest {digest} is referenced by manifest list {referenced_by}"
                 )
-            result = await connection.execute(
+            result = connection.execute(
                 delete(manifests).where(
                     (manifests.c.repository_id == repository_id) & (manifests.c.digest == digest)
                 )
             )
-        return bool(result.rowcount)
+            return bool(result.rowcount)
+
+        return await self._database.write(work)
 
     async def delete_tag(self, repository_id: int, tag: str) -> bool:
-        async with self._database.write() as connection:
-            result = await connection.execute(
-                delete(tags).where((tags.c.repository_id == repository_id) & (tags.c.name == tag))
-            )
-        return bool(result.rowcount)
+        statement = delete(tags).where(
+            (tags.c.repository_id == repository_id) & (tags.c.name == tag)
+        )
+        return await self._database.write(
+            lambda connection: bool(connection.execute(statement).rowcount)
+        )
 
     async def list_tags(self, repository_id: int, after: str | None, limit: int) -> list[str]:
         """Tag names in lexical order, those after `after`, at most `limit` of them."""
@@ -184,8 +185,9 @@ class ManifestStore:
         if after is not None:
             query = query.where(name > after)
         query = query.order_by(name).limit(limit)
-        async with self._database.read() as connection:
-            return list((await connection.execute(query)).scalars())
+        return await self._database.read(
+            lambda connection: list(connection.execute(query).scalars())
+        )
 
     async def referrers(
         self, repository_id: int, subject_digest: str, artifact_type: str | None
@@ -197,29 +199,24 @@ class ManifestStore:
         if artifact_type is not None:
             query = query.where(manifests.c.artifact_type == artifact_type)
         query = query.order_by(manifests.c.digest)
-        async with self._database.read() as connection:
-            return [_record(row) for row in await connection.execute(query)]
+        return await self._database.read(
+            lambda connection: [_record(row) for row in connection.execute(query)]
+        )
 
     async def record_pull(self, manifest_id: int, pulled_at: datetime) -> None:
-        async with self._database.write() as connection:
-            await connection.execute(
-                update(manifests)
-                .where(manifests.c.id == manifest_id)
-                .values(last_pulled_at=pulled_at)
-            )
+        statement = (
+            update(manifests).where(manifests.c.id == manifest_id).values(last_pulled_at=pulled_at)
+        )
+        await self._database.write(lambda connection: connection.execute(statement))
 
 
-async def _check_references(
-    connection: AsyncConnection, repository_id: int, new: NewManifest
-) -> None:
+def _check_references(connection: Connection, repository_id: int, new: NewManifest) -> None:
     if new.blob_digests:
         linked = set(
-            (
-                await connection.execute(
-                    select(repository_blobs.c.blob_digest).where(
-                        (repository_blobs.c.repository_id == repository_id)
-                        & repository_blobs.c.blob_digest.in_(new.blob_digests)
-                    )
+            connection.execute(
+                select(repository_blobs.c.blob_digest).where(
+                    (repository_blobs.c.repository_id == repository_id)
+                    & repository_blobs.c.blob_digest.in_(new.blob_digests)
                 )
             ).scalars()
         )
@@ -227,12 +224,10 @@ async def _check_references(
             raise ManifestBlobUnknown(f"blob {digest} is not in the repository", digest)
     if new.child_digests:
         present = set(
-            (
-                await connection.execute(
-                    select(manifests.c.digest).where(
-                        (manifests.c.repository_id == repository_id)
-                        & manifests.c.digest.in_(new.child_digests)
-                    )
+            connection.execute(
+                select(manifests.c.digest).where(
+                    (manifests.c.repository_id == repository_id)
+                    & manifests.c.digest.in_(new.child_digests)
                 )
             ).scalars()
         )

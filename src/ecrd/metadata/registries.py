@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 
 from ecrd.metadata.database import Database
 from ecrd.metadata.records import Registry, utcnow
@@ -22,27 +22,32 @@ class RegistryStore:
         known = self._known.get(key)
         if known is not None:
             return known
-        where = (
+        query = select(registries.c.id).where(
             (registries.c.account_id == account_id)
             & (registries.c.region == region)
             & (registries.c.kind == kind)
         )
-        async with self._database.read() as connection:
-            row = (await connection.execute(select(registries.c.id).where(where))).first()
-        if row is None:
-            async with self._database.write() as connection:
-                await connection.execute(
-                    insert_ignoring_conflicts(
-                        self._database.dialect,
-                        registries,
-                        account_id=account_id,
-                        region=region,
-                        kind=kind,
-                        settings_json="{}",
-                        created_at=utcnow(),
-                    )
+
+        def find(connection: Connection) -> int | None:
+            return connection.execute(query).scalar()
+
+        def create(connection: Connection) -> int:
+            connection.execute(
+                insert_ignoring_conflicts(
+                    self._database.dialect,
+                    registries,
+                    account_id=account_id,
+                    region=region,
+                    kind=kind,
+                    settings_json="{}",
+                    created_at=utcnow(),
                 )
-                row = (await connection.execute(select(registries.c.id).where(where))).one()
-        registry = Registry(id=row.id, account_id=account_id, region=region, kind=kind)
+            )
+            return int(connection.execute(query).scalar_one())
+
+        registry_id = await self._database.read(find)
+        if registry_id is None:
+            registry_id = await self._database.write(create)
+        registry = Registry(id=registry_id, account_id=account_id, region=region, kind=kind)
         self._known[key] = registry
         return registry

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 
 from ecrd.metadata.database import Database
 from ecrd.metadata.records import Repository, as_utc, utcnow
@@ -32,25 +32,31 @@ def _record(row: Any) -> Repository:
     )
 
 
+def _by_name(registry_id: int, name: str) -> Any:
+    return select(*_COLUMNS).where(
+        (repositories.c.registry_id == registry_id) & (repositories.c.name == name)
+    )
+
+
 class RepositoryStore:
     def __init__(self, database: Database) -> None:
         self._database = database
 
     async def get(self, registry_id: int, name: str) -> Repository | None:
-        query = select(*_COLUMNS).where(
-            (repositories.c.registry_id == registry_id) & (repositories.c.name == name)
-        )
-        async with self._database.read() as connection:
-            row = (await connection.execute(query)).first()
-        return None if row is None else _record(row)
+        def work(connection: Connection) -> Repository | None:
+            row = connection.execute(_by_name(registry_id, name)).first()
+            return None if row is None else _record(row)
+
+        return await self._database.read(work)
 
     async def ensure(self, registry_id: int, name: str, arn: str) -> Repository:
         """Return the repository, creating it with ECR's defaults when it does not exist."""
         existing = await self.get(registry_id, name)
         if existing is not None:
             return existing
-        async with self._database.write() as connection:
-            await connection.execute(
+
+        def create(connection: Connection) -> Repository:
+            connection.execute(
                 insert_ignoring_conflicts(
                     self._database.dialect,
                     repositories,
@@ -64,14 +70,9 @@ class RepositoryStore:
                     encryption_type="AES256",
                 )
             )
-            row = (
-                await connection.execute(
-                    select(*_COLUMNS).where(
-                        (repositories.c.registry_id == registry_id) & (repositories.c.name == name)
-                    )
-                )
-            ).one()
-        return _record(row)
+            return _record(connection.execute(_by_name(registry_id, name)).one())
+
+        return await self._database.write(create)
 
     async def list_names(self, registry_id: int, after: str | None, limit: int) -> list[str]:
         """Names in lexical order, those after `after`, at most `limit` of them."""
@@ -80,5 +81,8 @@ class RepositoryStore:
         if after is not None:
             query = query.where(name > after)
         query = query.order_by(name).limit(limit)
-        async with self._database.read() as connection:
-            return list((await connection.execute(query)).scalars())
+
+        def work(connection: Connection) -> list[str]:
+            return list(connection.execute(query).scalars())
+
+        return await self._database.read(work)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import Connection, delete, insert, select, update
 
 from ecrd.metadata.database import Database
 from ecrd.metadata.records import Upload, as_utc, utcnow
@@ -28,38 +28,49 @@ class UploadStore:
 
     async def create(self, upload_id: str, repository_id: int, driver_state_json: str) -> Upload:
         now = utcnow()
-        async with self._database.write() as connection:
-            await connection.execute(
-                insert(uploads).values(
-                    id=upload_id,
-                    repository_id=repository_id,
-                    offset=0,
-                    driver_state_json=driver_state_json,
-                    created_at=now,
-                    updated_at=now,
-                )
-            )
+        statement = insert(uploads).values(
+            id=upload_id,
+            repository_id=repository_id,
+            offset=0,
+            driver_state_json=driver_state_json,
+            created_at=now,
+            updated_at=now,
+        )
+
+        def work(connection: Connection) -> None:
+            connection.execute(statement)
+
+        await self._database.write(work)
         return Upload(upload_id, repository_id, 0, driver_state_json, now, now)
 
     async def get(self, repository_id: int, upload_id: str) -> Upload | None:
         query = select(uploads).where(
             (uploads.c.id == upload_id) & (uploads.c.repository_id == repository_id)
         )
-        async with self._database.read() as connection:
-            row = (await connection.execute(query)).first()
-        return None if row is None else _record(row)
+
+        def work(connection: Connection) -> Upload | None:
+            row = connection.execute(query).first()
+            return None if row is None else _record(row)
+
+        return await self._database.read(work)
 
     async def advance(self, upload_id: str, old_offset: int, new_offset: int) -> bool:
         """Move the offset forward if it still is `old_offset`; False if another writer won."""
-        async with self._database.write() as connection:
-            result = await connection.execute(
-                update(uploads)
-                .where((uploads.c.id == upload_id) & (uploads.c.offset == old_offset))
-                .values(offset=new_offset, updated_at=utcnow())
-            )
-        return bool(result.rowcount)
+        statement = (
+            update(uploads)
+            .where((uploads.c.id == upload_id) & (uploads.c.offset == old_offset))
+            .values(offset=new_offset, updated_at=utcnow())
+        )
+
+        def work(connection: Connection) -> bool:
+            return bool(connection.execute(statement).rowcount)
+
+        return await self._database.write(work)
 
     async def delete(self, upload_id: str) -> bool:
-        async with self._database.write() as connection:
-            result = await connection.execute(delete(uploads).where(uploads.c.id == upload_id))
-        return bool(result.rowcount)
+        def work(connection: Connection) -> bool:
+            return bool(
+                connection.execute(delete(uploads).where(uploads.c.id == upload_id)).rowcount
+            )
+
+        return await self._database.write(work)
