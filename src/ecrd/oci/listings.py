@@ -15,7 +15,7 @@ async def list_tags(request: Request) -> Response:
     services = services_of(request)
     repository = await repository_to_read(request)
     limit, last = page(request)
-    names = await services.manifests.tags(repository, last, limit + 1)
+    names = await services.manifests.tags(repository, last, limit + 1) if limit else []
     headers = {}
     if len(names) > limit:
         names = names[:limit]
@@ -27,7 +27,7 @@ async def catalog(request: Request) -> Response:
     services = services_of(request)
     registry = await registry_of(request)
     limit, last = page(request)
-    names = await services.repositories.names(registry, last, limit + 1)
+    names = await services.repositories.names(registry, last, limit + 1) if limit else []
     headers = {}
     if len(names) > limit:
         names = names[:limit]
