@@ -6,7 +6,6 @@ import gzip
 import hashlib
 import io
 import json
-import os
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -123,4 +122,4 @@ if __name__ == "__main__":  # build a demo layout: python tests/oci_layouts.py D
     import sys
 
     multi_arch_image(Path(sys.argv[1]))
-    os.sys.exit(0)
+    sys.exit(0)

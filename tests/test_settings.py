@@ -23,7 +23,11 @@ def no_ecrd_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None
 
 def test_defaults() -> None:
     settings = load_settings()
-    assert (settings.host, settings.port, settings.data_dir) == ("127.0.0.1", 5000, Path("ecrd-data"))
+    assert (settings.host, settings.port, settings.data_dir) == (
+        "127.0.0.1",
+        5000,
+        Path("ecrd-data"),
+    )
 
 
 def test_precedence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

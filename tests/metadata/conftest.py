@@ -41,7 +41,9 @@ async def _run_schema_statement(statement: str) -> None:
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, str | None]]:
+def database_url(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[tuple[str, str | None]]:
     """(url, schema) of an empty, migrated-on-demand metadata store."""
     if request.param == "sqlite":
         yield f"sqlite+aiosqlite:///{tmp_path / 'metadata.db'}", None

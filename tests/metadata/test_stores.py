@@ -23,7 +23,9 @@ DIGEST_B = "sha256:" + "b" * 64
 DIGEST_C = "sha256:" + "c" * 64
 
 
-def run(database_url: tuple[str, str | None], scenario: Callable[[Database], Awaitable[None]]) -> None:
+def run(
+    database_url: tuple[str, str | None], scenario: Callable[[Database], Awaitable[None]]
+) -> None:
     async def main() -> None:
         database = open_database(database_url)
         try:
@@ -40,8 +42,13 @@ async def make_repository(database: Database, name: str = "team/app") -> Reposit
     return await RepositoryStore(database).ensure(registry.id, name, f"arn:{name}")
 
 
-def manifest(digest: str, blobs: set[str] = frozenset(), children: set[str] = frozenset(),
-             subject: str | None = None, artifact_type: str | None = None) -> NewManifest:
+def manifest(
+    digest: str,
+    blobs: set[str] = frozenset(),
+    children: set[str] = frozenset(),
+    subject: str | None = None,
+    artifact_type: str | None = None,
+) -> NewManifest:
     payload = json.dumps({"digest": digest, "blobs": sorted(blobs)}).encode()
     return NewManifest(
         digest=digest, media_type="application/vnd.oci.image.manifest.v1+json", payload=payload,
@@ -144,7 +151,9 @@ def test_manifest_put_needs_linked_blobs_and_present_children(
         stored = await store.put(repository.id, manifest(DIGEST_B, blobs={DIGEST_A}), "v1")
         assert stored.created is True
         with pytest.raises(ManifestBlobUnknown):
-            await store.put(repository.id, manifest(DIGEST_C, children={"sha256:" + "d" * 64}), None)
+            await store.put(
+                repository.id, manifest(DIGEST_C, children={"sha256:" + "d" * 64}), None
+            )
         index = await store.put(repository.id, manifest(DIGEST_C, children={DIGEST_B}), "multi")
         assert index.created is True
         again = await store.put(repository.id, manifest(DIGEST_B, blobs={DIGEST_A}), "v1")

@@ -5,36 +5,86 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, and_, bindparam, delete, insert, select, update
 
 from ecrd.errors import ManifestBlobUnknown, ManifestReferenced, TagImmutable
 from ecrd.metadata.database import Database
-from ecrd.metadata.records import Manifest, NewManifest, StoredManifest, as_utc, utcnow
+from ecrd.metadata.records import (
+    Manifest,
+    NewManifest,
+    Repository,
+    StoredManifest,
+    as_utc,
+    utcnow,
+)
+from ecrd.metadata.repositories import COLUMNS as REPOSITORY_COLUMNS
+from ecrd.metadata.repositories import repository_record
 from ecrd.metadata.schema import (
     manifest_blobs,
     manifest_children,
     manifests,
+    repositories,
     repository_blobs,
     tags,
 )
 from ecrd.metadata.statements import insert_ignoring_conflicts, lexical, upsert
 
 
-def _record(row: Any) -> Manifest:
+def _record(row: Any, prefix: str = "") -> Manifest:
+    """A Manifest from a result row whose manifest columns carry `prefix` in their names."""
+    values = row._mapping
+    last_pulled_at = values[f"{prefix}last_pulled_at"]
     return Manifest(
-        id=row.id,
-        repository_id=row.repository_id,
-        digest=row.digest,
-        media_type=row.media_type,
-        artifact_type=row.artifact_type,
-        config_media_type=row.config_media_type,
-        subject_digest=row.subject_digest,
-        annotations_json=row.annotations_json,
-        size=row.size,
-        payload=row.payload,
-        pushed_at=as_utc(row.pushed_at),
-        last_pulled_at=None if row.last_pulled_at is None else as_utc(row.last_pulled_at),
+        id=values[f"{prefix}id"],
+        repository_id=values[f"{prefix}repository_id"],
+        digest=values[f"{prefix}digest"],
+        media_type=values[f"{prefix}media_type"],
+        artifact_type=values[f"{prefix}artifact_type"],
+        config_media_type=values[f"{prefix}config_media_type"],
+        subject_digest=values[f"{prefix}subject_digest"],
+        annotations_json=values[f"{prefix}annotations_json"],
+        size=values[f"{prefix}size"],
+        payload=values[f"{prefix}payload"],
+        pushed_at=as_utc(values[f"{prefix}pushed_at"]),
+        last_pulled_at=None if last_pulled_at is None else as_utc(last_pulled_at),
     )
+
+
+# The pull path's one statement: the repository by name, and the manifest a tag or digest
+# names in it (NULLs when only the repository exists). Built once; executions bind values.
+_REPOSITORY_MATCH = (repositories.c.registry_id == bindparam("registry_id")) & (
+    repositories.c.name == bindparam("name")
+)
+_MANIFEST_COLUMNS = [column.label(f"manifest_{column.name}") for column in manifests.c]
+_PULL_BY_TAG = (
+    select(*REPOSITORY_COLUMNS, *_MANIFEST_COLUMNS)
+    .select_from(
+        repositories.outerjoin(
+            tags, and_(tags.c.repository_id == repositories.c.id, tags.c.name == bindparam("tag"))
+        ).outerjoin(manifests, manifests.c.id == tags.c.manifest_id)
+    )
+    .where(_REPOSITORY_MATCH)
+)
+_PULL_BY_DIGEST = (
+    select(*REPOSITORY_COLUMNS, *_MANIFEST_COLUMNS)
+    .select_from(
+        repositories.outerjoin(
+            manifests,
+            and_(
+                manifests.c.repository_id == repositories.c.id,
+                manifests.c.digest == bindparam("digest"),
+            ),
+        )
+    )
+    .where(_REPOSITORY_MATCH)
+)
+
+
+def _pulled(row: Any) -> tuple[Repository, Manifest | None]:
+    repository = repository_record(row)
+    if row.manifest_id is None:
+        return repository, None
+    return repository, _record(row, prefix="manifest_")
 
 
 def _one_manifest(connection: Connection, query: Any) -> Manifest | None:
@@ -125,6 +175,22 @@ class ManifestStore:
             return StoredManifest(manifest=stored, created=created)
 
         return await self._database.write(work)
+
+    async def find_for_pull(
+        self, registry_id: int, name: str, tag: str | None, digest: str | None
+    ) -> tuple[Repository, Manifest | None] | None:
+        """The repository and the manifest `tag` or `digest` names, in one statement.
+
+        None when the repository does not exist; (repository, None) when the manifest does not.
+        """
+        statement = _PULL_BY_TAG if tag is not None else _PULL_BY_DIGEST
+        parameters = {"registry_id": registry_id, "name": name, "tag": tag, "digest": digest}
+
+        def work(connection: Connection) -> tuple[Repository, Manifest | None] | None:
+            row = connection.execute(statement, parameters).first()
+            return None if row is None else _pulled(row)
+
+        return await self._database.read(work)
 
     async def by_digest(self, repository_id: int, digest: str) -> Manifest | None:
         query = select(manifests).where(

@@ -11,7 +11,7 @@ from ecrd.metadata.records import Repository, as_utc, utcnow
 from ecrd.metadata.schema import repositories
 from ecrd.metadata.statements import insert_ignoring_conflicts, lexical
 
-_COLUMNS = (
+COLUMNS = (
     repositories.c.id,
     repositories.c.registry_id,
     repositories.c.name,
@@ -21,7 +21,7 @@ _COLUMNS = (
 )
 
 
-def _record(row: Any) -> Repository:
+def repository_record(row: Any) -> Repository:
     return Repository(
         id=row.id,
         registry_id=row.registry_id,
@@ -33,7 +33,7 @@ def _record(row: Any) -> Repository:
 
 
 def _by_name(registry_id: int, name: str) -> Any:
-    return select(*_COLUMNS).where(
+    return select(*COLUMNS).where(
         (repositories.c.registry_id == registry_id) & (repositories.c.name == name)
     )
 
@@ -45,7 +45,7 @@ class RepositoryStore:
     async def get(self, registry_id: int, name: str) -> Repository | None:
         def work(connection: Connection) -> Repository | None:
             row = connection.execute(_by_name(registry_id, name)).first()
-            return None if row is None else _record(row)
+            return None if row is None else repository_record(row)
 
         return await self._database.read(work)
 
@@ -70,7 +70,7 @@ class RepositoryStore:
                     encryption_type="AES256",
                 )
             )
-            return _record(connection.execute(_by_name(registry_id, name)).one())
+            return repository_record(connection.execute(_by_name(registry_id, name)).one())
 
         return await self._database.write(create)
 

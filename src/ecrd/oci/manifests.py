@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from starlette.requests import Request
 from starlette.responses import Response
 
 from ecrd.errors import ManifestNotFound, ManifestTooLarge
 from ecrd.metadata.records import Manifest
-from ecrd.oci.requests import bounded_body, repository_to_read, repository_to_write, services_of
+from ecrd.oci.requests import (
+    bounded_body,
+    registry_of,
+    repository_to_read,
+    repository_to_write,
+    services_of,
+)
 from ecrd.registry import media_types
-
-_background_tasks: set[asyncio.Task[None]] = set()
 
 
 def _accepted_types(request: Request) -> set[str]:
@@ -42,8 +44,10 @@ def _check_acceptable(request: Request, manifest: Manifest) -> None:
 
 async def get_manifest(request: Request) -> Response:
     services = services_of(request)
-    repository = await repository_to_read(request)
-    manifest = await services.manifests.get(repository, request.path_params["reference"])
+    registry = await registry_of(request)
+    _, manifest = await services.manifests.find_for_pull(
+        registry, request.path_params["name"], request.path_params["reference"]
+    )
     _check_acceptable(request, manifest)
     headers = {
         "Docker-Content-Digest": manifest.digest,
@@ -52,9 +56,7 @@ async def get_manifest(request: Request) -> Response:
     }
     if request.method == "HEAD":
         return Response(status_code=200, headers=headers, media_type=manifest.media_type)
-    task = asyncio.create_task(services.manifests.record_pull(manifest))
-    _background_tasks.add(task)
-    task.add_done_callback(_background_tasks.discard)
+    services.manifests.record_pull(manifest)
     return Response(manifest.payload, headers=headers, media_type=manifest.media_type)
 
 

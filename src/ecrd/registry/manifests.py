@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass
 
 from ecrd.digests import Digest, is_digest
-from ecrd.errors import DigestInvalid, ManifestNotFound, ManifestTooLarge
+from ecrd.errors import DigestInvalid, ManifestNotFound, ManifestTooLarge, RepositoryNotFound
 from ecrd.metadata.manifests import ManifestStore
-from ecrd.metadata.records import Manifest, Repository, StoredManifest, utcnow
-from ecrd.names import check_tag
+from ecrd.metadata.records import Manifest, Registry, Repository, StoredManifest, utcnow
+from ecrd.names import check_repository_name, check_tag
 from ecrd.registry.manifest_format import parse_manifest
 
 # ECR refreshes lastRecordedPullTime at most this often; pulls in between cost no write.
@@ -39,6 +40,7 @@ class ManifestService:
         self.max_manifest_bytes = max_manifest_bytes
         self._require_references = require_references
         self._pulls_recorded: dict[int, float] = {}
+        self._pull_writes: set[asyncio.Task[None]] = set()
 
     async def put(
         self, repository: Repository, reference: str, content_type: str | None, payload: bytes
@@ -70,6 +72,23 @@ class ManifestService:
             raise ManifestNotFound(f"manifest {reference} is not in repository {repository.name}")
         return manifest
 
+    async def find_for_pull(
+        self, registry: Registry, name: str, reference: str
+    ) -> tuple[Repository, Manifest]:
+        """The repository and manifest a pull names, in one metadata read."""
+        check_repository_name(name)
+        parsed = Reference.parse(reference)
+        found = await self._manifests.find_for_pull(registry.id, name, parsed.tag, parsed.digest)
+        if found is None:
+            raise RepositoryNotFound(
+                f"The repository with name '{name}' does not exist in the registry "
+                f"with id '{registry.account_id}'"
+            )
+        repository, manifest = found
+        if manifest is None:
+            raise ManifestNotFound(f"manifest {reference} is not in repository {name}")
+        return repository, manifest
+
     async def delete(self, repository: Repository, reference: str) -> None:
         """Delete a tag, or a manifest with all its tags when given a digest."""
         parsed = Reference.parse(reference)
@@ -89,8 +108,8 @@ class ManifestService:
         canonical = str(Digest.parse(subject_digest))
         return await self._manifests.referrers(repository.id, canonical, artifact_type)
 
-    async def record_pull(self, manifest: Manifest) -> None:
-        """Note that the manifest was pulled, writing at most once a minute per manifest."""
+    def record_pull(self, manifest: Manifest) -> None:
+        """Note that the manifest was pulled: a background write, at most once a minute each."""
         now = time.monotonic()
         last = self._pulls_recorded.get(manifest.id)
         if last is not None and now - last < PULL_RECORD_INTERVAL_SECONDS:
@@ -98,4 +117,6 @@ class ManifestService:
         if len(self._pulls_recorded) >= MAX_REMEMBERED_PULLS:
             self._pulls_recorded.clear()
         self._pulls_recorded[manifest.id] = now
-        await self._manifests.record_pull(manifest.id, utcnow())
+        task = asyncio.create_task(self._manifests.record_pull(manifest.id, utcnow()))
+        self._pull_writes.add(task)
+        task.add_done_callback(self._pull_writes.discard)
