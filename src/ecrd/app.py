@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -18,6 +21,8 @@ from ecrd.registry.services import RegistryServices, build_services
 from ecrd.settings import Settings
 
 _API_VERSION_HEADER = (b"docker-distribution-api-version", b"registry/2.0")
+UPLOAD_SWEEP_INTERVAL_SECONDS = 3600
+logger = logging.getLogger("ecrd")
 
 
 class RegistryHeaders:
@@ -47,6 +52,18 @@ async def _http_error(request: Request, error: Exception) -> Response:
     return error_response(request, error.status_code, "NAME_UNKNOWN", "no such endpoint")
 
 
+async def _sweep_uploads(services: RegistryServices, expiry_seconds: int) -> None:
+    """Hourly, drop uploads abandoned for longer than the configured expiry."""
+    while True:
+        try:
+            removed = await services.uploads.expire(expiry_seconds)
+            if removed:
+                logger.info("removed %d abandoned uploads", removed)
+        except Exception:  # a failed sweep must not end the loop; the next one retries
+            logger.exception("upload sweep failed")
+        await asyncio.sleep(UPLOAD_SWEEP_INTERVAL_SECONDS)
+
+
 def create_app(settings: Settings, migrate: bool = True) -> Starlette:
     """The ASGI application. `migrate` brings the schema up to date at start."""
     services: RegistryServices = build_services(settings)
@@ -56,7 +73,11 @@ def create_app(settings: Settings, migrate: bool = True) -> Starlette:
         if migrate:
             await services.database.migrate()
         await services.registry_for_host(None)
+        sweeper = asyncio.create_task(_sweep_uploads(services, settings.upload_expiry_seconds))
         yield
+        sweeper.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sweeper
         await services.close()
 
     app = Starlette(

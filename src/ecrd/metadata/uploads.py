@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, delete, insert, select, update
@@ -74,3 +75,15 @@ class UploadStore:
             )
 
         return await self._database.write(work)
+
+    async def stale(self, untouched_since: datetime, limit: int) -> list[Upload]:
+        """Uploads not written since `untouched_since`, oldest first, at most `limit`."""
+        query = (
+            select(uploads)
+            .where(uploads.c.updated_at < untouched_since)
+            .order_by(uploads.c.updated_at)
+            .limit(limit)
+        )
+        return await self._database.read(
+            lambda connection: [_record(row) for row in connection.execute(query)]
+        )

@@ -14,6 +14,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import timedelta
 
 from anyio import to_thread
 
@@ -21,7 +22,7 @@ from ecrd.blobs.store import BlobStore, UploadWriter
 from ecrd.digests import Digest, Hasher, new_hasher
 from ecrd.errors import DigestInvalid, SizeInvalid, UploadNotFound, UploadOutOfOrder
 from ecrd.metadata.blobs import BlobRecords
-from ecrd.metadata.records import Blob, Repository, Upload
+from ecrd.metadata.records import Blob, Repository, Upload, utcnow
 from ecrd.metadata.uploads import UploadStore
 
 PIECE_SIZE = 1024 * 1024
@@ -143,6 +144,18 @@ class UploadService:
         await self._uploads.delete(upload.id)
         await self._blob_store.abort_upload(upload.id, upload.driver_state_json)
         self._hashes.pop(upload.id, None)
+
+    async def expire(self, older_than_seconds: int, limit: int = 1000) -> int:
+        """Remove uploads untouched for `older_than_seconds`; return how many went."""
+        cutoff = utcnow() - timedelta(seconds=older_than_seconds)
+        removed = 0
+        for upload in await self._uploads.stale(cutoff, limit):
+            # Only the process that wins the row delete drops the bytes.
+            if await self._uploads.delete(upload.id):
+                await self._blob_store.abort_upload(upload.id, upload.driver_state_json)
+                self._hashes.pop(upload.id, None)
+                removed += 1
+        return removed
 
     async def _digest_of(self, upload: Upload, algorithm: str) -> Digest:
         running = self._hashes.get(upload.id)
