@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, delete, select
+from sqlalchemy import Connection, bindparam, delete, select
 
 from ecrd.metadata.database import Database
 from ecrd.metadata.records import Blob, utcnow
 from ecrd.metadata.schema import blobs, repository_blobs
 from ecrd.metadata.statements import insert_ignoring_conflicts
+
+_LINKED = (
+    select(blobs.c.digest, blobs.c.size)
+    .select_from(repository_blobs.join(blobs))
+    .where(
+        (repository_blobs.c.repository_id == bindparam("repository_id"))
+        & (repository_blobs.c.blob_digest == bindparam("digest"))
+    )
+)
 
 
 class BlobRecords:
@@ -16,17 +25,10 @@ class BlobRecords:
 
     async def linked(self, repository_id: int, digest: str) -> Blob | None:
         """The blob, if `repository_id` is linked to it."""
-        query = (
-            select(blobs.c.digest, blobs.c.size)
-            .select_from(repository_blobs.join(blobs))
-            .where(
-                (repository_blobs.c.repository_id == repository_id)
-                & (repository_blobs.c.blob_digest == digest)
-            )
-        )
+        parameters = {"repository_id": repository_id, "digest": digest}
 
         def work(connection: Connection) -> Blob | None:
-            row = connection.execute(query).first()
+            row = connection.execute(_LINKED, parameters).first()
             return None if row is None else Blob(digest=row.digest, size=row.size)
 
         return await self._database.read(work)

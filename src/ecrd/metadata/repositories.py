@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, bindparam, select
 
 from ecrd.metadata.database import Database
 from ecrd.metadata.records import Repository, as_utc, utcnow
@@ -32,10 +32,11 @@ def repository_record(row: Any) -> Repository:
     )
 
 
-def _by_name(registry_id: int, name: str) -> Any:
-    return select(*COLUMNS).where(
-        (repositories.c.registry_id == registry_id) & (repositories.c.name == name)
-    )
+# Built once: every data-plane request looks a repository up by name.
+_BY_NAME = select(*COLUMNS).where(
+    (repositories.c.registry_id == bindparam("registry_id"))
+    & (repositories.c.name == bindparam("name"))
+)
 
 
 class RepositoryStore:
@@ -44,7 +45,7 @@ class RepositoryStore:
 
     async def get(self, registry_id: int, name: str) -> Repository | None:
         def work(connection: Connection) -> Repository | None:
-            row = connection.execute(_by_name(registry_id, name)).first()
+            row = connection.execute(_BY_NAME, {"registry_id": registry_id, "name": name}).first()
             return None if row is None else repository_record(row)
 
         return await self._database.read(work)
@@ -70,7 +71,8 @@ class RepositoryStore:
                     encryption_type="AES256",
                 )
             )
-            return repository_record(connection.execute(_by_name(registry_id, name)).one())
+            row = connection.execute(_BY_NAME, {"registry_id": registry_id, "name": name}).one()
+            return repository_record(row)
 
         return await self._database.write(create)
 

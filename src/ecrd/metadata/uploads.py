@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, insert, select, update
 
 from ecrd.metadata.database import Database
 from ecrd.metadata.records import Upload, as_utc, utcnow
@@ -21,6 +21,12 @@ def _record(row: Any) -> Upload:
         created_at=as_utc(row.created_at),
         updated_at=as_utc(row.updated_at),
     )
+
+
+_BY_ID = select(uploads).where(
+    (uploads.c.id == bindparam("upload_id"))
+    & (uploads.c.repository_id == bindparam("repository_id"))
+)
 
 
 class UploadStore:
@@ -45,12 +51,10 @@ class UploadStore:
         return Upload(upload_id, repository_id, 0, driver_state_json, now, now)
 
     async def get(self, repository_id: int, upload_id: str) -> Upload | None:
-        query = select(uploads).where(
-            (uploads.c.id == upload_id) & (uploads.c.repository_id == repository_id)
-        )
+        parameters = {"upload_id": upload_id, "repository_id": repository_id}
 
         def work(connection: Connection) -> Upload | None:
-            row = connection.execute(query).first()
+            row = connection.execute(_BY_ID, parameters).first()
             return None if row is None else _record(row)
 
         return await self._database.read(work)

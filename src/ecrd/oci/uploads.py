@@ -60,10 +60,10 @@ async def start_upload(request: Request) -> Response:
         return _upload_response(repository, upload, 202)
     # Monolithic upload: the whole blob in this one request, or nothing left behind.
     try:
-        await services.uploads.append(
+        appended = await services.uploads.append(
             repository, upload.id, body_chunks(request), length=content_length(request)
         )
-        blob = await services.uploads.finish(repository, upload.id, digest)
+        blob = await services.uploads.finish(repository, upload.id, digest, appended)
     except (RegistryError, BodyInterrupted, OciError):
         await _cancel_quietly(request, repository, upload.id)
         raise
@@ -107,11 +107,12 @@ async def finish_upload(request: Request) -> Response:
         raise OciError(400, "DIGEST_INVALID", "the digest query parameter is required")
     length = content_length(request)
     start = content_range_start(request)
+    appended = None
     if length or start is not None or "transfer-encoding" in request.headers:
-        await services.uploads.append(
+        appended = await services.uploads.append(
             repository, upload_id, body_chunks(request), start=start, length=length
         )
-    blob = await services.uploads.finish(repository, upload_id, digest)
+    blob = await services.uploads.finish(repository, upload_id, digest, appended)
     return _blob_created(repository, blob)
 
 

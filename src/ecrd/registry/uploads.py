@@ -118,12 +118,16 @@ class UploadService:
             upload.updated_at,
         )
 
-    async def finish(self, repository: Repository, upload_id: str, digest: str) -> Blob:
+    async def finish(
+        self, repository: Repository, upload_id: str, digest: str, upload: Upload | None = None
+    ) -> Blob:
         """Verify the bytes against `digest` and make them a blob of the repository.
 
-        A wrong digest cancels the upload, as CNCF Distribution does, so nothing is left over.
+        `upload` is the state an append just returned, which spares reading it again. A wrong
+        digest cancels the upload, as CNCF Distribution does, so nothing is left over.
         """
-        upload = await self.get(repository, upload_id)
+        if upload is None or upload.id != upload_id:
+            upload = await self.get(repository, upload_id)
         try:
             expected = Digest.parse(digest)
         except DigestInvalid:
