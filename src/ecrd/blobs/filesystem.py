@@ -11,6 +11,7 @@ nothing or the complete, verified bytes. Disk work runs in worker threads, in 1 
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 from collections.abc import AsyncIterator
@@ -122,18 +123,33 @@ def _unlink_quietly(path: Path) -> None:
 
 
 async def _read_file(path: Path, start: int, end: int | None) -> AsyncIterator[bytes]:
+    """Stream [start, end) of a file, reading the next piece while the caller sends this one."""
     file = await to_thread.run_sync(open, path, "rb")
+    pending: asyncio.Future[bytes] | None = None
     try:
         if start:
             await to_thread.run_sync(file.seek, start)
         remaining = None if end is None else end - start
-        while remaining is None or remaining > 0:
+
+        def read_next() -> asyncio.Future[bytes] | None:
+            nonlocal remaining
+            if remaining is not None and remaining <= 0:
+                return None
             size = READ_CHUNK if remaining is None else min(READ_CHUNK, remaining)
-            chunk = await to_thread.run_sync(file.read, size)
+            if remaining is not None:
+                remaining -= size
+            return asyncio.ensure_future(to_thread.run_sync(file.read, size))
+
+        pending = read_next()
+        while pending is not None:
+            chunk = await pending
+            pending = None
             if not chunk:
                 break
-            if remaining is not None:
-                remaining -= len(chunk)
+            pending = read_next()
             yield chunk
     finally:
+        if pending is not None:
+            # The file must outlive a read still running in its thread.
+            await asyncio.wait([pending])
         await to_thread.run_sync(file.close)
