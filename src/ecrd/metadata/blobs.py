@@ -6,7 +6,7 @@ from sqlalchemy import Connection, bindparam, delete, select
 
 from ecrd.metadata.database import Database
 from ecrd.metadata.records import Blob, utcnow
-from ecrd.metadata.schema import blobs, repository_blobs
+from ecrd.metadata.schema import blobs, repository_blobs, uploads
 from ecrd.metadata.statements import insert_ignoring_conflicts
 
 _LINKED = (
@@ -33,12 +33,20 @@ class BlobRecords:
 
         return await self._database.read(work)
 
-    async def add_and_link(self, repository_id: int, digest: str, size: int) -> Blob:
-        """Record a blob whose bytes are now in the blob store, and link it to the repository."""
+    async def add_and_link(
+        self, repository_id: int, digest: str, size: int, finished_upload_id: str | None = None
+    ) -> Blob:
+        """Record a blob whose bytes are now in the blob store, and link it to the repository.
+
+        `finished_upload_id` names the upload the bytes came from; its row goes in the same
+        transaction, so the blob never appears while its upload still looks open.
+        """
         dialect = self._database.dialect
 
         def work(connection: Connection) -> None:
             now = utcnow()
+            if finished_upload_id is not None:
+                connection.execute(delete(uploads).where(uploads.c.id == finished_upload_id))
             connection.execute(
                 insert_ignoring_conflicts(dialect, blobs, digest=digest, size=size, created_at=now)
             )

@@ -138,8 +138,9 @@ class UploadService:
             await self.cancel(repository, upload_id)
             raise DigestInvalid(f"upload has digest {actual}, not {expected}")
         await self._blob_store.commit_upload(upload.id, upload.driver_state_json, str(expected))
-        blob = await self._blob_records.add_and_link(repository.id, str(expected), upload.offset)
-        await self._uploads.delete(upload.id)
+        blob = await self._blob_records.add_and_link(
+            repository.id, str(expected), upload.offset, finished_upload_id=upload.id
+        )
         self._hashes.pop(upload.id, None)
         return blob
 
