@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -11,27 +12,39 @@ from ecrd.oci.requests import next_link, page, registry_of, repository_to_read, 
 from ecrd.registry import media_types
 
 
+async def _page_of_names(
+    request: Request,
+    path: str,
+    fetch: Callable[[str | None, int], Awaitable[list[str]]],
+) -> tuple[list[str], dict[str, str]]:
+    """One page of names, fetching one extra to know whether a `Link` to the next is due."""
+    limit, last = page(request)
+    names = await fetch(last, limit + 1) if limit else []
+    if len(names) <= limit:
+        return names, {}
+    names = names[:limit]
+    return names, {"Link": next_link(path, limit, names[-1])}
+
+
 async def list_tags(request: Request) -> Response:
     services = services_of(request)
     repository = await repository_to_read(request)
-    limit, last = page(request)
-    names = await services.manifests.tags(repository, last, limit + 1) if limit else []
-    headers = {}
-    if len(names) > limit:
-        names = names[:limit]
-        headers["Link"] = next_link(f"/v2/{repository.name}/tags/list", limit, names[-1])
+
+    async def fetch(after: str | None, limit: int) -> list[str]:
+        return await services.manifests.tags(repository, after, limit)
+
+    names, headers = await _page_of_names(request, f"/v2/{repository.name}/tags/list", fetch)
     return JSONResponse({"name": repository.name, "tags": names}, headers=headers)
 
 
 async def catalog(request: Request) -> Response:
     services = services_of(request)
     registry = await registry_of(request)
-    limit, last = page(request)
-    names = await services.repositories.names(registry, last, limit + 1) if limit else []
-    headers = {}
-    if len(names) > limit:
-        names = names[:limit]
-        headers["Link"] = next_link("/v2/_catalog", limit, names[-1])
+
+    async def fetch(after: str | None, limit: int) -> list[str]:
+        return await services.repositories.names(registry, after, limit)
+
+    names, headers = await _page_of_names(request, "/v2/_catalog", fetch)
     return JSONResponse({"repositories": names}, headers=headers)
 
 

@@ -7,11 +7,12 @@ import time
 from dataclasses import dataclass
 
 from ecrd.digests import Digest, is_digest
-from ecrd.errors import DigestInvalid, ManifestNotFound, ManifestTooLarge, RepositoryNotFound
+from ecrd.errors import DigestInvalid, ManifestNotFound, ManifestTooLarge
 from ecrd.metadata.manifests import ManifestStore
 from ecrd.metadata.records import Manifest, Registry, Repository, StoredManifest, utcnow
 from ecrd.names import check_repository_name, check_tag
 from ecrd.registry.manifest_format import parse_manifest
+from ecrd.registry.repositories import repository_not_found
 
 # ECR refreshes lastRecordedPullTime at most this often; pulls in between cost no write.
 PULL_RECORD_INTERVAL_SECONDS = 60.0
@@ -80,10 +81,7 @@ class ManifestService:
         parsed = Reference.parse(reference)
         found = await self._manifests.find_for_pull(registry.id, name, parsed.tag, parsed.digest)
         if found is None:
-            raise RepositoryNotFound(
-                f"The repository with name '{name}' does not exist in the registry "
-                f"with id '{registry.account_id}'"
-            )
+            raise repository_not_found(registry, name)
         repository, manifest = found
         if manifest is None:
             raise ManifestNotFound(f"manifest {reference} is not in repository {name}")

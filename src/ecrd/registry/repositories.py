@@ -12,6 +12,14 @@ def repository_arn(registry: Registry, name: str) -> str:
     return f"arn:aws:ecr:{registry.region}:{registry.account_id}:repository/{name}"
 
 
+def repository_not_found(registry: Registry, name: str) -> RepositoryNotFound:
+    """ECR's wording for a repository that does not exist."""
+    return RepositoryNotFound(
+        f"The repository with name '{name}' does not exist in the registry "
+        f"with id '{registry.account_id}'"
+    )
+
+
 class RepositoryService:
     def __init__(self, repositories: RepositoryStore, create_on_push: bool) -> None:
         self._repositories = repositories
@@ -22,10 +30,7 @@ class RepositoryService:
         check_repository_name(name)
         repository = await self._repositories.get(registry.id, name)
         if repository is None:
-            raise RepositoryNotFound(
-                f"The repository with name '{name}' does not exist in the registry "
-                f"with id '{registry.account_id}'"
-            )
+            raise repository_not_found(registry, name)
         return repository
 
     async def for_push(self, registry: Registry, name: str) -> Repository:
