@@ -18,6 +18,7 @@ from ecrd.errors import RegistryError
 from ecrd.oci.errors import OciError, error_response, oci_error, registry_error
 from ecrd.oci.routes import oci_routes
 from ecrd.registry.services import RegistryServices, build_services
+from ecrd.registry.uploads import BodyInterrupted
 from ecrd.settings import Settings
 
 _API_VERSION_HEADER = (b"docker-distribution-api-version", b"registry/2.0")
@@ -42,6 +43,12 @@ class RegistryHeaders:
             await send(message)
 
         await self.app(scope, receive, send_with_header)
+
+
+async def _body_interrupted(request: Request, error: Exception) -> Response:
+    """The client left mid-body: what arrived is kept; nobody is there to read a reply."""
+    logger.info("client left during %s %s: %s", request.method, request.url.path, error)
+    return error_response(request, 400, "BLOB_UPLOAD_INVALID", "request body ended early")
 
 
 async def _http_error(request: Request, error: Exception) -> Response:
@@ -86,6 +93,7 @@ def create_app(settings: Settings, migrate: bool = True) -> Starlette:
         exception_handlers={
             RegistryError: registry_error,
             OciError: oci_error,
+            BodyInterrupted: _body_interrupted,
             HTTPException: _http_error,
         },
     )

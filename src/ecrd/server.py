@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 import os
 from typing import Any
@@ -33,6 +34,17 @@ async def _migrate(settings: Settings) -> None:
         await database.close()
 
 
+def _log_config(level: str) -> dict[str, Any]:
+    """uvicorn's logging setup, with ecrd's own logger going to the same handler."""
+    config = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
+    config["loggers"]["ecrd"] = {
+        "handlers": ["default"],
+        "level": level.upper(),
+        "propagate": False,
+    }
+    return config
+
+
 def serve(settings: Settings) -> None:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     asyncio.run(_migrate(settings))
@@ -42,6 +54,7 @@ def serve(settings: Settings) -> None:
         "loop": "uvloop",
         "http": "httptools",
         "log_level": settings.log_level,
+        "log_config": _log_config(settings.log_level),
         "access_log": settings.log_level == "debug",
         "timeout_keep_alive": 75,
         "server_header": False,
