@@ -7,8 +7,7 @@ Each edge (OCI, AWS) maps these to its own codes in one table; nothing here know
     ├── RepositoryNotFound, BlobNotFound, ManifestNotFound, UploadNotFound
     ├── UploadOutOfOrder          (a chunk that does not start at the current offset)
     ├── ManifestInvalid, ManifestTooLarge, ManifestBlobUnknown, ManifestReferenced
-    ├── TagImmutable
-    └── Unsupported
+    └── TagImmutable
 """
 
 from __future__ import annotations
@@ -79,8 +78,4 @@ class ManifestReferenced(RegistryError):
 
 
 class TagImmutable(RegistryError):
-    pass
-
-
-class Unsupported(RegistryError):
     pass

@@ -30,8 +30,6 @@ class Settings(BaseSettings):
     database_url: str = ""
     account_id: str = Field("000000000000", pattern=r"^\d{12}$")
     region: str = Field("us-east-1", pattern=r"^[a-z]{2}(-[a-z]+)+-\d$")
-    # Host and port clients use to reach this server, as written in repository URIs.
-    public_host: str = ""
     tls_cert: Path | None = None
     tls_key: Path | None = None
     workers: int = Field(1, ge=1, le=64)
@@ -47,12 +45,6 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'metadata.db').resolve()}"
-
-    @property
-    def registry_host(self) -> str:
-        if self.public_host:
-            return self.public_host
-        return f"{self.host}:{self.port}"
 
     @classmethod
     def settings_customise_sources(

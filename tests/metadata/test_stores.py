@@ -12,7 +12,7 @@ from ecrd.errors import ManifestBlobUnknown, ManifestReferenced, TagImmutable
 from ecrd.metadata.blobs import BlobRecords
 from ecrd.metadata.database import Database
 from ecrd.metadata.manifests import ManifestStore
-from ecrd.metadata.records import NewManifest, Repository
+from ecrd.metadata.records import Manifest, NewManifest, Repository
 from ecrd.metadata.registries import RegistryStore
 from ecrd.metadata.repositories import RepositoryStore
 from ecrd.metadata.uploads import UploadStore
@@ -40,6 +40,16 @@ def run(
 async def make_repository(database: Database, name: str = "team/app") -> Repository:
     registry = await RegistryStore(database).ensure("000000000000", "us-east-1")
     return await RepositoryStore(database).ensure(registry.id, name, f"arn:{name}")
+
+
+async def by_tag(store: ManifestStore, repository: Repository, tag: str) -> Manifest | None:
+    found = await store.find_for_pull(repository.registry_id, repository.name, tag, None)
+    return None if found is None else found[1]
+
+
+async def by_digest(store: ManifestStore, repository: Repository, digest: str) -> Manifest | None:
+    found = await store.find_for_pull(repository.registry_id, repository.name, None, digest)
+    return None if found is None else found[1]
 
 
 def manifest(
@@ -145,7 +155,7 @@ def test_manifest_put_needs_linked_blobs_and_present_children(
             await store.put(repository.id, manifest(DIGEST_B, blobs={DIGEST_A}), "v1")
         assert missing.value.digest == DIGEST_A
         # nothing was stored by the failed put
-        assert await store.by_digest(repository.id, DIGEST_B) is None
+        assert await by_digest(store, repository, DIGEST_B) is None
         assert await store.list_tags(repository.id, None, 10) == []
         await BlobRecords(database).add_and_link(repository.id, DIGEST_A, 1)
         stored = await store.put(repository.id, manifest(DIGEST_B, blobs={DIGEST_A}), "v1")
@@ -168,10 +178,10 @@ def test_tags_move_unless_immutable(database_url: tuple[str, str | None]) -> Non
         store = ManifestStore(database)
         await store.put(repository.id, manifest(DIGEST_A), "v1", require_references=False)
         await store.put(repository.id, manifest(DIGEST_B), "v1", require_references=False)
-        assert (await store.by_tag(repository.id, "v1")).digest == DIGEST_B  # type: ignore[union-attr]
+        assert (await by_tag(store, repository, "v1")).digest == DIGEST_B  # type: ignore[union-attr]
         with pytest.raises(TagImmutable):
             await store.put(repository.id, manifest(DIGEST_A), "v1", tags_immutable=True)
-        assert (await store.by_tag(repository.id, "v1")).digest == DIGEST_B  # type: ignore[union-attr]
+        assert (await by_tag(store, repository, "v1")).digest == DIGEST_B  # type: ignore[union-attr]
         # the same digest under an immutable tag is not a move
         await store.put(repository.id, manifest(DIGEST_B), "v1", tags_immutable=True)
 
@@ -187,7 +197,7 @@ def test_deletes_cascade_and_respect_index_references(database_url: tuple[str, s
         with pytest.raises(ManifestReferenced):
             await store.delete(repository.id, DIGEST_A)
         assert await store.delete(repository.id, DIGEST_B) is True
-        assert await store.by_tag(repository.id, "index") is None
+        assert await by_tag(store, repository, "index") is None
         assert await store.delete(repository.id, DIGEST_A) is True
         assert await store.list_tags(repository.id, None, 10) == []
         assert await store.delete(repository.id, DIGEST_A) is False
@@ -205,7 +215,7 @@ def test_tags_page_in_byte_order(database_url: tuple[str, str | None]) -> None:
         rest = await store.list_tags(repository.id, first[-1], 3)
         assert first + rest == ["V1", "_x", "latest", "v10", "v2"]
         assert await store.delete_tag(repository.id, "v10") is True
-        assert await store.by_digest(repository.id, DIGEST_A) is not None
+        assert await by_digest(store, repository, DIGEST_A) is not None
 
     run(database_url, scenario)
 
@@ -236,5 +246,30 @@ def test_concurrent_writers_do_not_fail(database_url: tuple[str, str | None]) ->
         await asyncio.gather(*(records.add_and_link(repository.id, d, 1) for d in digests))
         found = await asyncio.gather(*(records.linked(repository.id, d) for d in digests))
         assert all(blob is not None for blob in found)
+
+    run(database_url, scenario)
+
+
+def test_find_for_pull_tells_a_missing_repository_from_a_missing_manifest(
+    database_url: tuple[str, str | None],
+) -> None:
+    async def scenario(database: Database) -> None:
+        repository = await make_repository(database)
+        store = ManifestStore(database)
+        await store.put(repository.id, manifest(DIGEST_A), "v1", require_references=False)
+        registry_id = repository.registry_id
+        # an unknown repository: nothing at all (the edge says NAME_UNKNOWN)
+        assert await store.find_for_pull(registry_id, "no/such", "v1", None) is None
+        # a known repository without the tag or digest: the repository, no manifest
+        missing_tag = await store.find_for_pull(registry_id, repository.name, "v2", None)
+        assert missing_tag == (repository, None)
+        missing_digest = await store.find_for_pull(registry_id, repository.name, None, DIGEST_B)
+        assert missing_digest == (repository, None)
+        # by tag and by digest: the same stored manifest, bytes intact
+        tagged = await store.find_for_pull(registry_id, repository.name, "v1", None)
+        digested = await store.find_for_pull(registry_id, repository.name, None, DIGEST_A)
+        assert tagged is not None and digested is not None
+        assert tagged[1] == digested[1]
+        assert tagged[1] is not None and tagged[1].payload == manifest(DIGEST_A).payload
 
     run(database_url, scenario)

@@ -192,20 +192,6 @@ class ManifestStore:
 
         return await self._database.read(work)
 
-    async def by_digest(self, repository_id: int, digest: str) -> Manifest | None:
-        query = select(manifests).where(
-            (manifests.c.repository_id == repository_id) & (manifests.c.digest == digest)
-        )
-        return await self._database.read(lambda connection: _one_manifest(connection, query))
-
-    async def by_tag(self, repository_id: int, tag: str) -> Manifest | None:
-        query = (
-            select(manifests)
-            .select_from(tags.join(manifests, tags.c.manifest_id == manifests.c.id))
-            .where((tags.c.repository_id == repository_id) & (tags.c.name == tag))
-        )
-        return await self._database.read(lambda connection: _one_manifest(connection, query))
-
     async def delete(self, repository_id: int, digest: str) -> bool:
         """Delete a manifest and its tags; refuse while an index in the repository lists it."""
 

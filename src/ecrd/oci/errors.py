@@ -22,7 +22,6 @@ OCI_ERRORS: dict[type[errors.RegistryError], tuple[int, str]] = {
     errors.ManifestBlobUnknown: (400, "MANIFEST_BLOB_UNKNOWN"),
     errors.ManifestReferenced: (409, "DENIED"),
     errors.TagImmutable: (400, "TAG_INVALID"),
-    errors.Unsupported: (405, "UNSUPPORTED"),
 }
 
 

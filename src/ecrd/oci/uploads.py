@@ -7,7 +7,7 @@ import contextlib
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ecrd.errors import RegistryError, RepositoryNotFound
+from ecrd.errors import RegistryError
 from ecrd.metadata.records import Blob, Repository, Upload
 from ecrd.oci.errors import OciError
 from ecrd.oci.requests import (
@@ -77,7 +77,7 @@ async def _try_mount(
     registry = await registry_of(request)
     try:
         source = await services.repositories.find(registry, source_name)
-    except (RepositoryNotFound, RegistryError):
+    except RegistryError:  # a source that is missing or misnamed: a plain upload instead
         return None
     return await services.blobs.mount(repository, source, digest)
 

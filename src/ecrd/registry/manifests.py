@@ -63,16 +63,6 @@ class ManifestService:
             require_references=self._require_references,
         )
 
-    async def get(self, repository: Repository, reference: str) -> Manifest:
-        parsed = Reference.parse(reference)
-        if parsed.tag is not None:
-            manifest = await self._manifests.by_tag(repository.id, parsed.tag)
-        else:
-            manifest = await self._manifests.by_digest(repository.id, str(parsed.digest))
-        if manifest is None:
-            raise ManifestNotFound(f"manifest {reference} is not in repository {repository.name}")
-        return manifest
-
     async def find_for_pull(
         self, registry: Registry, name: str, reference: str
     ) -> tuple[Repository, Manifest]:

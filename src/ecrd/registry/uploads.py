@@ -10,6 +10,7 @@ while the next piece arrives.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import uuid
 from collections import OrderedDict
 from collections.abc import AsyncIterator
@@ -109,14 +110,7 @@ class UploadService:
             raise BodyInterrupted(f"body ended after {written} bytes")
         if length is not None and written != length:
             raise SizeInvalid(f"Content-Length was {length} but {written} bytes arrived")
-        return Upload(
-            upload.id,
-            upload.repository_id,
-            new_offset,
-            upload.driver_state_json,
-            upload.created_at,
-            upload.updated_at,
-        )
+        return dataclasses.replace(upload, offset=new_offset, updated_at=utcnow())
 
     async def finish(
         self, repository: Repository, upload_id: str, digest: str, upload: Upload | None = None
