@@ -12,8 +12,12 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ecrd.aws import ecr
+from ecrd.aws.endpoint import AwsEndpoint
+from ecrd.aws.model import load_services
 from ecrd.errors import RegistryError
 from ecrd.oci.errors import OciError, error_response, oci_error, registry_error
 from ecrd.oci.routes import oci_routes
@@ -87,8 +91,9 @@ def create_app(settings: Settings, migrate: bool = True) -> Starlette:
             await sweeper
         await services.close()
 
+    aws_endpoint = AwsEndpoint(load_services(), {"ecr": ecr.OPERATIONS})
     app = Starlette(
-        routes=oci_routes(),
+        routes=[Route("/", aws_endpoint.handle, methods=["POST"]), *oci_routes()],
         lifespan=lifespan,
         exception_handlers={
             RegistryError: registry_error,

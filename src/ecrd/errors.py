@@ -3,10 +3,17 @@
 Each edge (OCI, AWS) maps these to its own codes in one table; nothing here knows HTTP.
 
     RegistryError
-    ├── NameInvalid, TagInvalid, DigestInvalid, SizeInvalid
-    ├── RepositoryNotFound, BlobNotFound, ManifestNotFound, UploadNotFound
+    ├── NameInvalid, TagInvalid, SizeInvalid, ParameterInvalid
+    ├── DigestInvalid
+    │   └── DigestMismatch        (content that does not hash to the digest named)
+    ├── RepositoryNotFound, BlobNotFound, ManifestNotFound, UploadNotFound, PolicyNotFound
+    ├── RepositoryAlreadyExists, RepositoryNotEmpty, TooManyTags, PolicyInvalid
     ├── UploadOutOfOrder          (a chunk that does not start at the current offset)
-    ├── ManifestInvalid, ManifestTooLarge, ManifestBlobUnknown, ManifestReferenced
+    ├── UploadEmpty, BlobAlreadyExists
+    ├── ManifestInvalid, ManifestTooLarge, ManifestReferenced
+    ├── ManifestBlobUnknown       (layers or config missing)
+    │   └── ManifestChildUnknown  (manifests an index lists are missing)
+    ├── ImageAlreadyExists        (the same manifest and tag again)
     └── TagImmutable
 """
 
@@ -31,6 +38,10 @@ class TagInvalid(RegistryError):
 
 class DigestInvalid(RegistryError):
     pass
+
+
+class DigestMismatch(DigestInvalid):
+    """Content whose digest is not the one the request named."""
 
 
 class SizeInvalid(RegistryError):
@@ -68,14 +79,60 @@ class ManifestTooLarge(RegistryError):
 
 
 class ManifestBlobUnknown(RegistryError):
-    def __init__(self, message: str, digest: str) -> None:
+    def __init__(self, message: str, digests: list[str]) -> None:
         super().__init__(message)
-        self.digest = digest
+        self.digests = digests
+
+    @property
+    def digest(self) -> str:
+        return self.digests[0]
 
 
-class ManifestReferenced(RegistryError):
+class ManifestChildUnknown(ManifestBlobUnknown):
     pass
 
 
+class ManifestReferenced(RegistryError):
+    def __init__(self, message: str, index_digest: str) -> None:
+        super().__init__(message)
+        self.index_digest = index_digest
+
+
 class TagImmutable(RegistryError):
+    pass
+
+
+class ParameterInvalid(RegistryError):
+    """A request value that no edge-level check caught, e.g. a filter given where none may be."""
+
+
+class PolicyNotFound(RegistryError):
+    pass
+
+
+class PolicyInvalid(RegistryError):
+    pass
+
+
+class RepositoryAlreadyExists(RegistryError):
+    pass
+
+
+class RepositoryNotEmpty(RegistryError):
+    pass
+
+
+class TooManyTags(RegistryError):
+    pass
+
+
+class UploadEmpty(RegistryError):
+    pass
+
+
+class BlobAlreadyExists(RegistryError):
+    pass
+
+
+class ImageAlreadyExists(RegistryError):
     pass

@@ -36,9 +36,32 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     # A push to a repository that does not exist creates it (ECR's create-on-push).
     create_on_push: bool = True
+    # How clients reach this server ("host[:port]"), for repositoryUri and proxyEndpoint.
+    # Empty means the listening address, with "localhost" for a wildcard one.
+    public_host: str = Field("", pattern=r"^([A-Za-z0-9.-]+|\[[0-9A-Fa-f:]+\])?(:\d{1,5})?$")
+    # With a domain, each registry has its own host <account>.dkr.ecr.<region>.<domain>, as
+    # on AWS, and the data plane picks the registry by the Host header.
+    domain: str = Field("", pattern=r"^([a-z0-9-]+(\.[a-z0-9-]+)*)?$")
+    # PutImage refuses manifests whose layers or child manifests are missing, as ECR does.
+    # Off lets test suites written for mocks put fabricated manifests.
+    strict_references: bool = True
     max_manifest_bytes: int = Field(4 * 1024 * 1024, ge=1024)
     # Uploads left untouched this long are abandoned and may be removed.
     upload_expiry_seconds: int = Field(7 * 24 * 3600, ge=60)
+
+    @property
+    def public_address(self) -> str:
+        """host[:port] that clients use to reach the server."""
+        if self.public_host:
+            return self.public_host
+        host = "localhost" if self.host in ("0.0.0.0", "::", "") else self.host
+        if ":" in host:
+            host = f"[{host}]"
+        return f"{host}:{self.port}"
+
+    @property
+    def public_scheme(self) -> str:
+        return "https" if self.tls_cert is not None else "http"
 
     @property
     def metadata_url(self) -> str:

@@ -180,10 +180,10 @@ def test_tags_move_unless_immutable(database_url: tuple[str, str | None]) -> Non
         await store.put(repository.id, manifest(DIGEST_B), "v1", require_references=False)
         assert (await by_tag(store, repository, "v1")).digest == DIGEST_B  # type: ignore[union-attr]
         with pytest.raises(TagImmutable):
-            await store.put(repository.id, manifest(DIGEST_A), "v1", tags_immutable=True)
+            await store.put(repository.id, manifest(DIGEST_A), "v1", tag_immutable=True)
         assert (await by_tag(store, repository, "v1")).digest == DIGEST_B  # type: ignore[union-attr]
         # the same digest under an immutable tag is not a move
-        await store.put(repository.id, manifest(DIGEST_B), "v1", tags_immutable=True)
+        await store.put(repository.id, manifest(DIGEST_B), "v1", tag_immutable=True)
 
     run(database_url, scenario)
 
@@ -229,11 +229,13 @@ def test_referrers_filter_by_artifact_type(database_url: tuple[str, str | None])
                         None, require_references=False)  # fmt: skip
         await store.put(repository.id, manifest(DIGEST_C, subject=DIGEST_A, artifact_type="sbom"),
                         None, require_references=False)  # fmt: skip
-        everything = await store.referrers(repository.id, DIGEST_A, None)
+        everything = await store.referrers(repository.id, DIGEST_A, None, None, None)
         assert [m.digest for m in everything] == [DIGEST_B, DIGEST_C]
-        signatures = await store.referrers(repository.id, DIGEST_A, "sig")
+        signatures = await store.referrers(repository.id, DIGEST_A, ["sig"], None, None)
         assert [m.digest for m in signatures] == [DIGEST_B]
-        assert await store.referrers(repository.id, DIGEST_B, None) == []
+        after_first = await store.referrers(repository.id, DIGEST_A, None, DIGEST_B, 5)
+        assert [m.digest for m in after_first] == [DIGEST_C]
+        assert await store.referrers(repository.id, DIGEST_B, None, None, None) == []
 
     run(database_url, scenario)
 

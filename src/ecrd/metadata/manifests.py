@@ -7,8 +7,13 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, bindparam, delete, insert, select, update
 
-from ecrd.errors import ManifestBlobUnknown, ManifestReferenced, TagImmutable
+from ecrd.errors import (
+    ManifestBlobUnknown,
+    ManifestChildUnknown,
+    TagImmutable,
+)
 from ecrd.metadata.database import Database
+from ecrd.metadata.images import refuse_if_referenced
 from ecrd.metadata.records import (
     Manifest,
     NewManifest,
@@ -101,14 +106,15 @@ class ManifestStore:
         repository_id: int,
         new: NewManifest,
         tag: str | None,
-        tags_immutable: bool = False,
+        tag_immutable: bool = False,
         require_references: bool = True,
     ) -> StoredManifest:
         """Store a manifest and point `tag` at it, in one transaction.
 
-        Raises ManifestBlobUnknown when a referenced blob is not linked to the repository or a
-        child manifest is not in it (unless `require_references` is off), and TagImmutable when
-        `tags_immutable` and the tag already points elsewhere.
+        Raises ManifestBlobUnknown when a referenced blob is not linked to the repository,
+        ManifestChildUnknown when a child manifest is not in it (both unless
+        `require_references` is off), and TagImmutable when `tag_immutable` and the tag
+        already points elsewhere.
         """
         dialect = self._database.dialect
 
@@ -152,15 +158,17 @@ class ManifestStore:
                         insert(manifest_children),
                         [{"manifest_id": stored.id, "child_digest": d} for d in new.child_digests],
                     )
+            tag_moved = False
             if tag is not None:
                 current = connection.execute(
                     select(tags.c.manifest_id).where(
                         (tags.c.repository_id == repository_id) & (tags.c.name == tag)
                     )
                 ).scalar()
-                if current is not None and current != stored.id and tags_immutable:
+                if current is not None and current != stored.id and tag_immutable:
                     raise TagImmutable(f"tag {tag!r} already exists and tags are immutable")
-                if current != stored.id:
+                tag_moved = current != stored.id
+                if tag_moved:
                     connection.execute(
                         upsert(
                             dialect,
@@ -172,7 +180,7 @@ class ManifestStore:
                             updated_at=utcnow(),
                         )
                     )
-            return StoredManifest(manifest=stored, created=created)
+            return StoredManifest(manifest=stored, created=created, tag_moved=tag_moved)
 
         return await self._database.write(work)
 
@@ -192,27 +200,24 @@ class ManifestStore:
 
         return await self._database.read(work)
 
+    async def find(
+        self, repository_id: int, tag: str | None, digest: str | None
+    ) -> Manifest | None:
+        """The manifest `tag` names (and, when both are given, only if it has `digest`)."""
+        query = select(manifests).where(manifests.c.repository_id == repository_id)
+        if tag is not None:
+            query = query.select_from(
+                manifests.join(tags, tags.c.manifest_id == manifests.c.id)
+            ).where(tags.c.name == tag)
+        if digest is not None:
+            query = query.where(manifests.c.digest == digest)
+        return await self._database.read(lambda connection: _one_manifest(connection, query))
+
     async def delete(self, repository_id: int, digest: str) -> bool:
         """Delete a manifest and its tags; refuse while an index in the repository lists it."""
 
         def work(connection: Connection) -> bool:
-            referenced_by = connection.execute(
-                select(manifests.c.digest)
-                .select_from(
-                    manifest_children.join(
-                        manifests, manifest_children.c.manifest_id == manifests.c.id
-                    )
-                )
-                .where(
-                    (manifests.c.repository_id == repository_id)
-                    & (manifest_children.c.child_digest == digest)
-                )
-                .limit(1)
-            ).scalar()
-            if referenced_by is not None:
-                raise ManifestReferenced(
-                    f"manifest {digest} is referenced by manifest list {referenced_by}"
-                )
+            refuse_if_referenced(connection, repository_id, digest)
             result = connection.execute(
                 delete(manifests).where(
                     (manifests.c.repository_id == repository_id) & (manifests.c.digest == digest)
@@ -242,15 +247,22 @@ class ManifestStore:
         )
 
     async def referrers(
-        self, repository_id: int, subject_digest: str, artifact_type: str | None
+        self,
+        repository_id: int,
+        subject_digest: str,
+        artifact_types: list[str] | None,
+        after_digest: str | None,
+        limit: int | None,
     ) -> list[Manifest]:
         query = select(manifests).where(
             (manifests.c.repository_id == repository_id)
             & (manifests.c.subject_digest == subject_digest)
         )
-        if artifact_type is not None:
-            query = query.where(manifests.c.artifact_type == artifact_type)
-        query = query.order_by(manifests.c.digest)
+        if artifact_types:
+            query = query.where(manifests.c.artifact_type.in_(artifact_types))
+        if after_digest is not None:
+            query = query.where(manifests.c.digest > after_digest)
+        query = query.order_by(manifests.c.digest).limit(limit)
         return await self._database.read(
             lambda connection: [_record(row) for row in connection.execute(query)]
         )
@@ -272,8 +284,11 @@ def _check_references(connection: Connection, repository_id: int, new: NewManife
                 )
             ).scalars()
         )
-        for digest in sorted(new.blob_digests - linked):
-            raise ManifestBlobUnknown(f"blob {digest} is not in the repository", digest)
+        missing = sorted(new.blob_digests - linked)
+        if missing:
+            raise ManifestBlobUnknown(
+                f"blobs {', '.join(missing)} are not in the repository", missing
+            )
     if new.child_digests:
         present = set(
             connection.execute(
@@ -283,5 +298,8 @@ def _check_references(connection: Connection, repository_id: int, new: NewManife
                 )
             ).scalars()
         )
-        for digest in sorted(new.child_digests - present):
-            raise ManifestBlobUnknown(f"manifest {digest} is not in the repository", digest)
+        missing = sorted(new.child_digests - present)
+        if missing:
+            raise ManifestChildUnknown(
+                f"manifests {', '.join(missing)} are not in the repository", missing
+            )

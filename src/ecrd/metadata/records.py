@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -24,6 +25,18 @@ class Registry:
 
 
 @dataclass(frozen=True)
+class TagFilter:
+    """An exclusion from a repository's tag mutability: tags matching `filter` (with `*`)."""
+
+    filter_type: str
+    filter: str
+
+    def matches(self, tag: str) -> bool:
+        pattern = ".*".join(re.escape(part) for part in self.filter.split("*"))
+        return re.fullmatch(pattern, tag) is not None
+
+
+@dataclass(frozen=True)
 class Repository:
     id: int
     registry_id: int
@@ -31,6 +44,32 @@ class Repository:
     arn: str
     created_at: datetime
     image_tag_mutability: str
+    tag_mutability_exclusions: tuple[TagFilter, ...] = ()
+    scan_on_push: bool = False
+    encryption_type: str = "AES256"
+    kms_key: str | None = None
+
+    def tag_is_immutable(self, tag: str) -> bool:
+        """Whether `tag`, once set, may not move: the mutability setting and its exclusions."""
+        excluded = any(exclusion.matches(tag) for exclusion in self.tag_mutability_exclusions)
+        if self.image_tag_mutability == "IMMUTABLE":
+            return True
+        if self.image_tag_mutability == "IMMUTABLE_WITH_EXCLUSION":
+            return not excluded
+        if self.image_tag_mutability == "MUTABLE_WITH_EXCLUSION":
+            return excluded
+        return False
+
+
+@dataclass(frozen=True)
+class RepositorySettings:
+    """What a caller may choose about a repository, at creation or later."""
+
+    image_tag_mutability: str = "MUTABLE"
+    tag_mutability_exclusions: tuple[TagFilter, ...] = ()
+    scan_on_push: bool = False
+    encryption_type: str = "AES256"
+    kms_key: str | None = None
 
 
 @dataclass(frozen=True)
@@ -83,7 +122,9 @@ class Manifest:
 
 @dataclass(frozen=True)
 class StoredManifest:
-    """The outcome of storing a manifest: its row, and whether this call created it."""
+    """The outcome of storing a manifest: its row, whether this call created it, and whether
+    it moved the tag it was given."""
 
     manifest: Manifest
     created: bool
+    tag_moved: bool = False

@@ -12,7 +12,7 @@ from ecrd.metadata.records import Upload, as_utc, utcnow
 from ecrd.metadata.schema import uploads
 
 
-def _record(row: Any) -> Upload:
+def upload_record(row: Any) -> Upload:
     return Upload(
         id=row.id,
         repository_id=row.repository_id,
@@ -55,7 +55,7 @@ class UploadStore:
 
         def work(connection: Connection) -> Upload | None:
             row = connection.execute(_BY_ID, parameters).first()
-            return None if row is None else _record(row)
+            return None if row is None else upload_record(row)
 
         return await self._database.read(work)
 
@@ -89,5 +89,5 @@ class UploadStore:
             .limit(limit)
         )
         return await self._database.read(
-            lambda connection: [_record(row) for row in connection.execute(query)]
+            lambda connection: [upload_record(row) for row in connection.execute(query)]
         )

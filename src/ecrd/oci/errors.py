@@ -52,7 +52,10 @@ def error_response(
 async def registry_error(request: Request, error: Exception) -> Response:
     if not isinstance(error, errors.RegistryError):
         raise error
-    status, code = OCI_ERRORS.get(type(error), (400, "UNSUPPORTED"))
+    status, code = next(
+        (OCI_ERRORS[kind] for kind in type(error).__mro__ if kind in OCI_ERRORS),
+        (400, "UNSUPPORTED"),
+    )
     headers = None
     detail: object = None
     if isinstance(error, errors.UploadOutOfOrder):

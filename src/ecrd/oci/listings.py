@@ -53,7 +53,7 @@ async def referrers(request: Request) -> Response:
     repository = await repository_to_read(request)
     artifact_type = request.query_params.get("artifactType") or None
     found = await services.manifests.referrers(
-        repository, request.path_params["digest"], artifact_type
+        repository, request.path_params["digest"], [artifact_type] if artifact_type else None
     )
     descriptors = []
     for manifest in found:

@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass
 
 from ecrd.digests import Digest, is_digest
-from ecrd.errors import DigestInvalid, ManifestNotFound, ManifestTooLarge
+from ecrd.errors import DigestMismatch, ManifestNotFound, ManifestTooLarge
 from ecrd.metadata.manifests import ManifestStore
 from ecrd.metadata.records import Manifest, Registry, Repository, StoredManifest, utcnow
 from ecrd.names import check_repository_name, check_tag
@@ -34,18 +34,25 @@ class Reference:
 
 
 class ManifestService:
-    def __init__(
-        self, manifests: ManifestStore, max_manifest_bytes: int, require_references: bool = True
-    ) -> None:
+    def __init__(self, manifests: ManifestStore, max_manifest_bytes: int) -> None:
         self._manifests = manifests
         self.max_manifest_bytes = max_manifest_bytes
-        self._require_references = require_references
         self._pulls_recorded: dict[int, float] = {}
         self._pull_writes: set[asyncio.Task[None]] = set()
 
     async def put(
-        self, repository: Repository, reference: str, content_type: str | None, payload: bytes
+        self,
+        repository: Repository,
+        reference: str,
+        content_type: str | None,
+        payload: bytes,
+        require_references: bool = True,
     ) -> StoredManifest:
+        """Store a manifest under a tag or its digest.
+
+        `require_references` off lets a manifest name layers and children that are not there
+        (for test suites written against mocks; ECR itself never allows it).
+        """
         if len(payload) > self.max_manifest_bytes:
             raise ManifestTooLarge(f"manifest exceeds {self.max_manifest_bytes} bytes")
         parsed_reference = Reference.parse(reference)
@@ -54,13 +61,16 @@ class ManifestService:
             algorithm = Digest.parse(parsed_reference.digest).algorithm
         new = parse_manifest(payload, content_type, algorithm)
         if parsed_reference.digest is not None and parsed_reference.digest != new.digest:
-            raise DigestInvalid(f"manifest digest is {new.digest}, not {parsed_reference.digest}")
+            raise DigestMismatch(f"manifest digest is {new.digest}, not {parsed_reference.digest}")
         return await self._manifests.put(
             repository.id,
             new,
             parsed_reference.tag,
-            tags_immutable=repository.image_tag_mutability.startswith("IMMUTABLE"),
-            require_references=self._require_references,
+            tag_immutable=(
+                parsed_reference.tag is not None
+                and repository.tag_is_immutable(parsed_reference.tag)
+            ),
+            require_references=require_references,
         )
 
     async def find_for_pull(
@@ -77,6 +87,12 @@ class ManifestService:
             raise ManifestNotFound(f"manifest {reference} is not in repository {name}")
         return repository, manifest
 
+    async def find_in(
+        self, repository: Repository, tag: str | None, digest: str | None
+    ) -> Manifest | None:
+        """The manifest a tag, a digest, or both name in the repository; None if none does."""
+        return await self._manifests.find(repository.id, tag, digest)
+
     async def delete(self, repository: Repository, reference: str) -> None:
         """Delete a tag, or a manifest with all its tags when given a digest."""
         parsed = Reference.parse(reference)
@@ -91,10 +107,19 @@ class ManifestService:
         return await self._manifests.list_tags(repository.id, after, limit)
 
     async def referrers(
-        self, repository: Repository, subject_digest: str, artifact_type: str | None
+        self,
+        repository: Repository,
+        subject_digest: str,
+        artifact_types: list[str] | None = None,
+        after_digest: str | None = None,
+        limit: int | None = None,
     ) -> list[Manifest]:
+        """Manifests whose subject is `subject_digest`, in digest order, optionally only
+        those of `artifact_types` and a page of them."""
         canonical = str(Digest.parse(subject_digest))
-        return await self._manifests.referrers(repository.id, canonical, artifact_type)
+        return await self._manifests.referrers(
+            repository.id, canonical, artifact_types, after_digest, limit
+        )
 
     def record_pull(self, manifest: Manifest) -> None:
         """Note that the manifest was pulled: a background write, at most once a minute each."""

@@ -1,11 +1,23 @@
-"""Finding repositories by name, and creating them on a first push."""
+"""Repositories: finding, creating (by API or on a first push), settings, tags and policy."""
 
 from __future__ import annotations
 
-from ecrd.errors import RepositoryNotFound
-from ecrd.metadata.records import Registry, Repository
+import asyncio
+
+from ecrd.blobs.store import BlobStore
+from ecrd.errors import (
+    ParameterInvalid,
+    PolicyNotFound,
+    RepositoryAlreadyExists,
+    RepositoryNotEmpty,
+    RepositoryNotFound,
+)
+from ecrd.metadata.records import Registry, Repository, RepositorySettings
 from ecrd.metadata.repositories import RepositoryStore
 from ecrd.names import check_repository_name
+from ecrd.registry.policies import check_resource_policy
+
+_WITH_EXCLUSIONS = ("IMMUTABLE_WITH_EXCLUSION", "MUTABLE_WITH_EXCLUSION")
 
 
 def repository_arn(registry: Registry, name: str) -> str:
@@ -20,9 +32,31 @@ def repository_not_found(registry: Registry, name: str) -> RepositoryNotFound:
     )
 
 
+def check_settings(settings: RepositorySettings) -> RepositorySettings:
+    """ECR's rules on combining settings: exclusions only with a *_WITH_EXCLUSION mode, and a
+    KMS key only with KMS encryption."""
+    if settings.image_tag_mutability in _WITH_EXCLUSIONS:
+        if not settings.tag_mutability_exclusions:
+            raise ParameterInvalid(
+                f"imageTagMutabilityExclusionFilters are required when imageTagMutability is "
+                f"{settings.image_tag_mutability}"
+            )
+    elif settings.tag_mutability_exclusions:
+        raise ParameterInvalid(
+            "imageTagMutabilityExclusionFilters may only be given with imageTagMutability "
+            "IMMUTABLE_WITH_EXCLUSION or MUTABLE_WITH_EXCLUSION"
+        )
+    if settings.kms_key is not None and settings.encryption_type == "AES256":
+        raise ParameterInvalid("a KMS key may only be given with encryptionType KMS or KMS_DSSE")
+    return settings
+
+
 class RepositoryService:
-    def __init__(self, repositories: RepositoryStore, create_on_push: bool) -> None:
+    def __init__(
+        self, repositories: RepositoryStore, blob_store: BlobStore, create_on_push: bool
+    ) -> None:
         self._repositories = repositories
+        self._blob_store = blob_store
         self._create_on_push = create_on_push
 
     async def find(self, registry: Registry, name: str) -> Repository:
@@ -42,3 +76,84 @@ class RepositoryService:
 
     async def names(self, registry: Registry, after: str | None, limit: int) -> list[str]:
         return await self._repositories.list_names(registry.id, after, limit)
+
+    async def create(
+        self,
+        registry: Registry,
+        name: str,
+        settings: RepositorySettings,
+        resource_tags: dict[str, str],
+    ) -> Repository:
+        check_repository_name(name)
+        check_settings(settings)
+        created = await self._repositories.create(
+            registry.id, name, repository_arn(registry, name), settings, resource_tags
+        )
+        if created is None:
+            raise RepositoryAlreadyExists(
+                f"The repository with name '{name}' already exists in the registry with id "
+                f"'{registry.account_id}'"
+            )
+        return created
+
+    async def page(self, registry: Registry, after: str | None, limit: int) -> list[Repository]:
+        return await self._repositories.page(registry.id, after, limit)
+
+    async def delete(self, registry: Registry, name: str, force: bool) -> Repository:
+        """Delete a repository; without `force` only an empty one (RepositoryNotEmpty)."""
+        repository = await self.find(registry, name)
+        open_uploads = await self._repositories.delete(repository, force)
+        if open_uploads is None:
+            raise RepositoryNotEmpty(
+                f"The repository with name '{name}' in registry with id '{registry.account_id}' "
+                "cannot be deleted because it still contains images"
+            )
+        await asyncio.gather(
+            *(
+                self._blob_store.abort_upload(upload.id, upload.driver_state_json)
+                for upload in open_uploads
+            )
+        )
+        return repository
+
+    async def configure(self, repository: Repository, settings: RepositorySettings) -> Repository:
+        """Replace the repository's settings (mutability, scanning, encryption)."""
+        return await self._repositories.update(repository, check_settings(settings))
+
+    async def resource_tags(self, repository: Repository) -> dict[str, str]:
+        return await self._repositories.resource_tags(repository.id)
+
+    async def tag(self, repository: Repository, resource_tags: dict[str, str]) -> None:
+        await self._repositories.tag(repository.id, resource_tags)
+
+    async def untag(self, repository: Repository, keys: list[str]) -> None:
+        await self._repositories.untag(repository.id, keys)
+
+    async def policy(self, registry: Registry, repository: Repository) -> str:
+        policy_text = await self._repositories.policy(repository.id)
+        if policy_text is None:
+            raise PolicyNotFound(
+                f"Repository policy does not exist for the repository with name "
+                f"'{repository.name}' in the registry with id '{registry.account_id}'"
+            )
+        return policy_text
+
+    async def set_policy(self, repository: Repository, policy_text: str) -> str:
+        await self._repositories.set_policy(repository.id, check_resource_policy(policy_text))
+        return policy_text
+
+    async def delete_policy(self, registry: Registry, repository: Repository) -> str:
+        policy_text = await self.policy(registry, repository)
+        await self._repositories.set_policy(repository.id, None)
+        return policy_text
+
+
+def settings_of(repository: Repository) -> RepositorySettings:
+    """The settings a repository has now, to change one of them."""
+    return RepositorySettings(
+        image_tag_mutability=repository.image_tag_mutability,
+        tag_mutability_exclusions=repository.tag_mutability_exclusions,
+        scan_on_push=repository.scan_on_push,
+        encryption_type=repository.encryption_type,
+        kms_key=repository.kms_key,
+    )

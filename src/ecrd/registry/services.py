@@ -4,15 +4,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ecrd.auth.tokens import TokenIssuer, load_signing_key
 from ecrd.blobs.filesystem import FilesystemBlobStore
 from ecrd.metadata.blobs import BlobRecords
 from ecrd.metadata.database import Database
+from ecrd.metadata.images import ImageStore
 from ecrd.metadata.manifests import ManifestStore
 from ecrd.metadata.records import Registry
 from ecrd.metadata.registries import RegistryStore
 from ecrd.metadata.repositories import RepositoryStore
 from ecrd.metadata.uploads import UploadStore
 from ecrd.registry.blobs import BlobService
+from ecrd.registry.hosts import RegistryHosts
+from ecrd.registry.images import ImageService
+from ecrd.registry.layers import LayerService
 from ecrd.registry.manifests import ManifestService
 from ecrd.registry.repositories import RepositoryService
 from ecrd.registry.uploads import UploadService
@@ -27,12 +32,18 @@ class RegistryServices:
     blobs: BlobService
     uploads: UploadService
     manifests: ManifestService
+    images: ImageService
+    layers: LayerService
+    hosts: RegistryHosts
+    tokens: TokenIssuer
     default_account_id: str
     default_region: str
 
     async def registry_for_host(self, host: str | None) -> Registry:
-        """The registry a data-plane request addresses; every host is the default one for now."""
-        return await self.registries.ensure(self.default_account_id, self.default_region)
+        """The registry a data-plane request addresses: by its Host when a domain is set."""
+        named = self.hosts.registry_named_by(host)
+        account_id, region = named or (self.default_account_id, self.default_region)
+        return await self.registries.ensure(account_id, region)
 
     async def close(self) -> None:
         await self.database.close()
@@ -42,13 +53,21 @@ def build_services(settings: Settings, database: Database | None = None) -> Regi
     database = database or Database(settings.metadata_url)
     blob_store = FilesystemBlobStore(settings.data_dir)
     blob_records = BlobRecords(database)
+    uploads = UploadService(UploadStore(database), blob_records, blob_store)
+    manifests = ManifestService(ManifestStore(database), settings.max_manifest_bytes)
     return RegistryServices(
         database=database,
         registries=RegistryStore(database),
-        repositories=RepositoryService(RepositoryStore(database), settings.create_on_push),
+        repositories=RepositoryService(
+            RepositoryStore(database), blob_store, settings.create_on_push
+        ),
         blobs=BlobService(blob_records, blob_store),
-        uploads=UploadService(UploadStore(database), blob_records, blob_store),
-        manifests=ManifestService(ManifestStore(database), settings.max_manifest_bytes),
+        uploads=uploads,
+        manifests=manifests,
+        images=ImageService(manifests, ImageStore(database)),
+        layers=LayerService(uploads, blob_records),
+        hosts=RegistryHosts(settings),
+        tokens=TokenIssuer(load_signing_key(settings.data_dir)),
         default_account_id=settings.account_id,
         default_region=settings.region,
     )

@@ -21,7 +21,7 @@ from anyio import to_thread
 
 from ecrd.blobs.store import BlobStore, UploadWriter
 from ecrd.digests import Digest, Hasher, new_hasher
-from ecrd.errors import DigestInvalid, SizeInvalid, UploadNotFound, UploadOutOfOrder
+from ecrd.errors import DigestInvalid, DigestMismatch, SizeInvalid, UploadNotFound, UploadOutOfOrder
 from ecrd.metadata.blobs import BlobRecords
 from ecrd.metadata.records import Blob, Repository, Upload, utcnow
 from ecrd.metadata.uploads import UploadStore
@@ -130,7 +130,7 @@ class UploadService:
         actual = await self._digest_of(upload, expected.algorithm)
         if actual != expected:
             await self.cancel(repository, upload_id)
-            raise DigestInvalid(f"upload has digest {actual}, not {expected}")
+            raise DigestMismatch(f"upload has digest {actual}, not {expected}")
         await self._blob_store.commit_upload(upload.id, upload.driver_state_json, str(expected))
         blob = await self._blob_records.add_and_link(
             repository.id, str(expected), upload.offset, finished_upload_id=upload.id

@@ -1,0 +1,1 @@
+"""Authentication: registry tokens (and, later, SigV4 and policy evaluation)."""

@@ -1,0 +1,32 @@
+"""The Amazon ECR API (botocore service `ecr`): one small function per operation."""
+
+from __future__ import annotations
+
+from ecrd.aws.ecr import authorization, images, layers, policies, repositories
+from ecrd.aws.endpoint import Operation
+
+OPERATIONS: dict[str, Operation] = {
+    "CreateRepository": repositories.create_repository,
+    "DescribeRepositories": repositories.describe_repositories,
+    "DeleteRepository": repositories.delete_repository,
+    "PutImageTagMutability": repositories.put_image_tag_mutability,
+    "PutImageScanningConfiguration": repositories.put_image_scanning_configuration,
+    "TagResource": repositories.tag_resource,
+    "UntagResource": repositories.untag_resource,
+    "ListTagsForResource": repositories.list_tags_for_resource,
+    "GetRepositoryPolicy": policies.get_repository_policy,
+    "SetRepositoryPolicy": policies.set_repository_policy,
+    "DeleteRepositoryPolicy": policies.delete_repository_policy,
+    "PutImage": images.put_image,
+    "BatchGetImage": images.batch_get_image,
+    "BatchDeleteImage": images.batch_delete_image,
+    "DescribeImages": images.describe_images,
+    "ListImages": images.list_images,
+    "ListImageReferrers": images.list_image_referrers,
+    "BatchCheckLayerAvailability": layers.batch_check_layer_availability,
+    "InitiateLayerUpload": layers.initiate_layer_upload,
+    "UploadLayerPart": layers.upload_layer_part,
+    "CompleteLayerUpload": layers.complete_layer_upload,
+    "GetDownloadUrlForLayer": layers.get_download_url_for_layer,
+    "GetAuthorizationToken": authorization.get_authorization_token,
+}

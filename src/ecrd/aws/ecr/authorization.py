@@ -1,0 +1,27 @@
+"""GetAuthorizationToken: the `AWS:<token>` pair that `docker login` sends as Basic auth."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+from ecrd.aws.calls import Call
+
+
+async def get_authorization_token(call: Call, params: dict[str, Any]) -> dict[str, Any]:
+    # registryIds is deprecated in ECR: one token serves every registry of the account, but
+    # each id still gets its entry with that registry's endpoint.
+    account_ids = params.get("registryIds") or [call.account_id]
+    data = []
+    for account_id in dict.fromkeys(account_ids):
+        token, expires_at = call.services.tokens.issue(
+            account_id, call.region, f"arn:aws:iam::{call.account_id}:root"
+        )
+        data.append(
+            {
+                "authorizationToken": base64.b64encode(f"AWS:{token}".encode()).decode(),
+                "expiresAt": expires_at,
+                "proxyEndpoint": call.services.hosts.url_of(account_id, call.region),
+            }
+        )
+    return {"authorizationData": data}

@@ -1,0 +1,315 @@
+"""Image operations: put, get, delete, describe, list, referrers."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from ecrd.aws.calls import Call
+from ecrd.aws.errors import AwsError
+from ecrd.aws.pagination import decode_token, encode_token
+from ecrd.digests import Digest, is_digest
+from ecrd.errors import ManifestReferenced, ParameterInvalid
+from ecrd.metadata.images import ImageSummary
+from ecrd.metadata.records import Manifest, Registry, Repository
+
+DEFAULT_PAGE_SIZE = 100
+DEFAULT_REFERRERS_PAGE_SIZE = 50
+
+
+def _image_output(registry: Registry, repository: Repository, manifest: Manifest, tag: str | None
+                  ) -> dict[str, Any]:  # fmt: skip
+    image_id = {"imageDigest": manifest.digest}
+    if tag is not None:
+        image_id["imageTag"] = tag
+    return {
+        "registryId": registry.account_id,
+        "repositoryName": repository.name,
+        "imageId": image_id,
+        "imageManifest": manifest.payload.decode(),
+        "imageManifestMediaType": manifest.media_type,
+    }
+
+
+def _failure(image_id: dict[str, Any], code: str, reason: str) -> dict[str, Any]:
+    return {"imageId": image_id, "failureCode": code, "failureReason": reason}
+
+
+async def put_image(call: Call, params: dict[str, Any]) -> dict[str, Any]:
+    registry, repository = await call.repository(params)
+    tag = params.get("imageTag")
+    stored = await call.services.images.put(
+        registry,
+        repository,
+        params["imageManifest"].encode(),
+        params.get("imageManifestMediaType"),
+        tag,
+        params.get("imageDigest"),
+        require_references=call.settings.strict_references,
+    )
+    return {"image": _image_output(registry, repository, stored.manifest, tag)}
+
+
+async def batch_get_image(call: Call, params: dict[str, Any]) -> dict[str, Any]:
+    registry, repository = await call.repository(params)
+    accepted = params.get("acceptedMediaTypes")
+    images: list[dict[str, Any]] = []
+    failures: list[dict[str, Any]] = []
+    for image_id in params["imageIds"]:
+        tag, digest = image_id.get("imageTag"), image_id.get("imageDigest")
+        if tag is None and digest is None:
+            failures.append(
+                _failure(
+                    image_id,
+                    "MissingDigestAndTag",
+                    "Invalid request parameters: both tag and digest cannot be null",
+                )
+            )
+            continue
+        if digest is not None and not is_digest(digest):
+            failures.append(_failure(image_id, "InvalidImageDigest", "Invalid image digest"))
+            continue
+        manifest = await call.services.images.find(repository, tag, digest)
+        if manifest is None:
+            if (
+                tag is not None
+                and digest is not None
+                and (await call.services.images.tagged(repository, [tag]))
+            ):
+                failures.append(
+                    _failure(
+                        image_id,
+                        "ImageTagDoesNotMatchDigest",
+                        "Invalid request parameters: image tag digest did not match image digest",
+                    )
+                )
+            else:
+                failures.append(_failure(image_id, "ImageNotFound", "Requested image not found"))
+            continue
+        if accepted is not None and manifest.media_type not in accepted:
+            failures.append(
+                _failure(
+                    image_id,
+                    "ImageNotFound",
+                    f"Requested image is a {manifest.media_type}, which is not among the "
+                    "accepted media types",
+                )
+            )
+            continue
+        images.append(_image_output(registry, repository, manifest, tag))
+        call.services.images.record_pull(manifest)
+    return {"images": images, "failures": failures}
+
+
+async def batch_delete_image(call: Call, params: dict[str, Any]) -> dict[str, Any]:
+    _registry, repository = await call.repository(params)
+    deleted: list[dict[str, Any]] = []
+    failures: list[dict[str, Any]] = []
+    for image_id in params["imageIds"]:
+        tag, digest = image_id.get("imageTag"), image_id.get("imageDigest")
+        if tag is None and digest is None:
+            failures.append(
+                _failure(
+                    image_id,
+                    "MissingDigestAndTag",
+                    "Invalid request parameters: both tag and digest cannot be null",
+                )
+            )
+            continue
+        if digest is not None and not is_digest(digest):
+            failures.append(_failure(image_id, "InvalidImageDigest", "Invalid image digest"))
+            continue
+        if tag is not None and digest is not None:
+            tagged = await call.services.images.tagged(repository, [tag])
+            if tagged.get(tag) not in (None, str(Digest.parse(digest))):
+                failures.append(
+                    _failure(
+                        image_id,
+                        "ImageTagDoesNotMatchDigest",
+                        "Invalid request parameters: image tag digest did not match image digest",
+                    )
+                )
+                continue
+        try:
+            if tag is not None:
+                deletion = await call.services.images.delete_by_tag(repository, tag)
+            else:
+                deletion = await call.services.images.delete_by_digest(
+                    repository, str(Digest.parse(str(digest)))
+                )
+        except ManifestReferenced as error:
+            failures.append(
+                _failure(
+                    image_id,
+                    "ImageReferencedByManifestList",
+                    f"Requested image referenced by manifest list: [{error.index_digest}]",
+                )
+            )
+            continue
+        if deletion is None:
+            failures.append(_failure(image_id, "ImageNotFound", "Requested image not found"))
+            continue
+        if deletion.tags:
+            deleted.extend({"imageDigest": deletion.digest, "imageTag": t} for t in deletion.tags)
+        else:
+            deleted.append({"imageDigest": deletion.digest})
+    return {"imageIds": deleted, "failures": failures}
+
+
+def _image_detail(registry: Registry, repository: Repository, image: ImageSummary
+                  ) -> dict[str, Any]:  # fmt: skip
+    detail: dict[str, Any] = {
+        "registryId": registry.account_id,
+        "repositoryName": repository.name,
+        "imageDigest": image.digest,
+        "imageSizeInBytes": image.size,
+        "imagePushedAt": image.pushed_at,
+        "imageManifestMediaType": image.media_type,
+        "imageStatus": "ACTIVE",
+    }
+    if image.tags:
+        detail["imageTags"] = list(image.tags)
+    artifact_media_type = image.config_media_type or image.artifact_type
+    if artifact_media_type is not None:
+        detail["artifactMediaType"] = artifact_media_type
+    if image.last_pulled_at is not None:
+        detail["lastRecordedPullTime"] = image.last_pulled_at
+    if image.subject_digest is not None:
+        detail["subjectManifestDigest"] = image.subject_digest
+    return detail
+
+
+def _describe_image_id(image_id: dict[str, Any]) -> str:
+    digest = image_id.get("imageDigest")
+    tag = image_id.get("imageTag")
+    digest_text = f"'{digest}'" if digest is not None else "'null'"
+    tag_text = f"'{tag}'" if tag is not None else "'null'"
+    return f"{{imageDigest:{digest_text}, imageTag:{tag_text}}}"
+
+
+def _filters(params: dict[str, Any]) -> tuple[str, bool]:
+    """(tag status, whether any image can match the image status filter)."""
+    requested = params.get("filter") or {}
+    image_status = requested.get("imageStatus", "ACTIVE")
+    return requested.get("tagStatus", "ANY"), image_status in ("ACTIVE", "ANY")
+
+
+async def describe_images(call: Call, params: dict[str, Any]) -> dict[str, Any]:
+    registry, repository = await call.repository(params)
+    image_ids = params.get("imageIds")
+    if image_ids is not None:
+        if "maxResults" in params or "nextToken" in params or "filter" in params:
+            raise ParameterInvalid(
+                "maxResults, nextToken and filter cannot be used together with imageIds"
+            )
+        return {"imageDetails": await _describe_by_ids(call, registry, repository, image_ids)}
+    tag_status, any_match = _filters(params)
+    limit = params.get("maxResults", DEFAULT_PAGE_SIZE)
+    scope = f"DescribeImages:{repository.id}:{tag_status}"
+    after = decode_token(scope, params.get("nextToken"))
+    if not any_match:
+        return {"imageDetails": []}
+    page = await call.services.images.page(repository, tag_status, after, limit)
+    output: dict[str, Any] = {
+        "imageDetails": [_image_detail(registry, repository, image) for image in page.images]
+    }
+    if page.has_more:
+        output["nextToken"] = encode_token(scope, page.images[-1].id)
+    return output
+
+
+async def _describe_by_ids(
+    call: Call, registry: Registry, repository: Repository, image_ids: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    tags = [i["imageTag"] for i in image_ids if i.get("imageTag") is not None]
+    tag_digests = await call.services.images.tagged(repository, tags) if tags else {}
+    wanted: list[str] = []
+    for image_id in image_ids:
+        tag, digest = image_id.get("imageTag"), image_id.get("imageDigest")
+        if digest is not None and not is_digest(digest):
+            raise ParameterInvalid(
+                f"Invalid parameter at 'imageDigest' failed to satisfy constraint: "
+                f"'Invalid image digest {digest[:200]}'"
+            )
+        resolved = str(Digest.parse(digest)) if digest is not None else tag_digests.get(tag or "")
+        if resolved is None or (tag is not None and tag_digests.get(tag) != resolved):
+            raise _image_not_found(registry, repository, image_id)
+        wanted.append(resolved)
+    found = {
+        image.digest: image for image in await call.services.images.describe(repository, wanted)
+    }
+    details = []
+    for image_id, digest in zip(image_ids, wanted, strict=True):
+        if digest not in found:
+            raise _image_not_found(registry, repository, image_id)
+    for digest in dict.fromkeys(wanted):
+        details.append(_image_detail(registry, repository, found[digest]))
+    return details
+
+
+def _image_not_found(registry: Registry, repository: Repository, image_id: dict[str, Any]
+                     ) -> AwsError:  # fmt: skip
+    return AwsError(
+        "ImageNotFoundException",
+        f"The image with imageId {_describe_image_id(image_id)} does not exist within the "
+        f"repository with name '{repository.name}' in the registry with id "
+        f"'{registry.account_id}'",
+    )
+
+
+async def list_images(call: Call, params: dict[str, Any]) -> dict[str, Any]:
+    _registry, repository = await call.repository(params)
+    tag_status, any_match = _filters(params)
+    limit = params.get("maxResults", DEFAULT_PAGE_SIZE)
+    scope = f"ListImages:{repository.id}:{tag_status}"
+    after = decode_token(scope, params.get("nextToken"))
+    if not any_match:
+        return {"imageIds": []}
+    entries, has_more = await call.services.images.id_page(
+        repository, tag_status, None if after is None else (after[0], after[1]), limit
+    )
+    image_ids = []
+    for _manifest_id, digest, tag in entries:
+        image_id = {"imageDigest": digest}
+        if tag is not None:
+            image_id["imageTag"] = tag
+        image_ids.append(image_id)
+    output: dict[str, Any] = {"imageIds": image_ids}
+    if has_more:
+        last_id, _digest, last_tag = entries[-1]
+        output["nextToken"] = encode_token(scope, [last_id, last_tag or ""])
+    return output
+
+
+async def list_image_referrers(call: Call, params: dict[str, Any]) -> dict[str, Any]:
+    _registry, repository = await call.repository(params)
+    subject = params["subjectId"]["imageDigest"]
+    if not is_digest(subject):
+        raise ParameterInvalid(
+            "Invalid parameter at 'subjectId.imageDigest' failed to satisfy constraint: "
+            "'Invalid image digest'"
+        )
+    artifact_types = (params.get("filter") or {}).get("artifactTypes")
+    limit = params.get("maxResults", DEFAULT_REFERRERS_PAGE_SIZE)
+    scope = f"ListImageReferrers:{repository.id}:{subject}:{json.dumps(artifact_types)}"
+    after = decode_token(scope, params.get("nextToken"))
+    found = await call.services.manifests.referrers(
+        repository, subject, artifact_types, after, limit + 1
+    )
+    referrers = []
+    for manifest in found[:limit]:
+        referrer: dict[str, Any] = {
+            "digest": manifest.digest,
+            "mediaType": manifest.media_type,
+            "size": len(manifest.payload),
+            "artifactStatus": "ACTIVE",
+        }
+        if manifest.artifact_type is not None:
+            referrer["artifactType"] = manifest.artifact_type
+        if manifest.annotations_json is not None:
+            referrer["annotations"] = json.loads(manifest.annotations_json)
+        referrers.append(referrer)
+    output: dict[str, Any] = {"referrers": referrers}
+    if len(found) > limit:
+        output["nextToken"] = encode_token(scope, found[limit - 1].digest)
+    return output

@@ -1,0 +1,185 @@
+"""Repository operations: create, describe, delete, settings and resource tags."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+from typing import Any
+
+from ecrd.aws.calls import Call
+from ecrd.aws.errors import AwsError
+from ecrd.aws.pagination import decode_token, encode_token
+from ecrd.errors import ParameterInvalid
+from ecrd.metadata.records import Registry, Repository, RepositorySettings, TagFilter
+from ecrd.registry.repositories import repository_not_found, settings_of
+
+DEFAULT_PAGE_SIZE = 100
+_REPOSITORY_ARN = re.compile(r"^arn:aws:ecr:([a-z]{2}(?:-[a-z]+)+-\d):(\d{12}):repository/(.+)$")
+
+
+def repository_output(call: Call, registry: Registry, repository: Repository) -> dict[str, Any]:
+    """A `Repository` shape as ECR returns it."""
+    encryption: dict[str, Any] = {"encryptionType": repository.encryption_type}
+    if repository.kms_key is not None:
+        encryption["kmsKey"] = repository.kms_key
+    output: dict[str, Any] = {
+        "repositoryArn": repository.arn,
+        "registryId": registry.account_id,
+        "repositoryName": repository.name,
+        "repositoryUri": f"{call.registry_host(registry)}/{repository.name}",
+        "createdAt": repository.created_at,
+        "imageTagMutability": repository.image_tag_mutability,
+        "imageScanningConfiguration": {"scanOnPush": repository.scan_on_push},
+        "encryptionConfiguration": encryption,
+    }
+    if repository.tag_mutability_exclusions:
+        output["imageTagMutabilityExclusionFilters"] = exclusions_output(repository)
+    return output
+
+
+def exclusions_output(repository: Repository) -> list[dict[str, str]]:
+    return [
+        {"filterType": exclusion.filter_type, "filter": exclusion.filter}
+        for exclusion in repository.tag_mutability_exclusions
+    ]
+
+
+def _exclusions(params: dict[str, Any]) -> tuple[TagFilter, ...]:
+    return tuple(
+        TagFilter(item["filterType"], item["filter"])
+        for item in params.get("imageTagMutabilityExclusionFilters") or ()
+    )
+
+
+def resource_tags(tags: list[dict[str, str]]) -> dict[str, str]:
+    """Tags from a request, refusing keys AWS reserves for itself."""
+    result: dict[str, str] = {}
+    for tag in tags:
+        if tag["Key"].lower().startswith("aws:"):
+            raise AwsError(
+                "InvalidTagParameterException",
+                "Tag keys beginning with 'aws:' are reserved for AWS use",
+            )
+        result[tag["Key"]] = tag["Value"]
+    return result
+
+
+async def create_repository(call: Call, params: dict[str, Any]) -> dict[str, Any]:
+    registry = await call.registry(params)
+    encryption = params.get("encryptionConfiguration") or {"encryptionType": "AES256"}
+    kms_key = encryption.get("kmsKey")
+    if encryption["encryptionType"] != "AES256" and kms_key is None:
+        # ECR falls back to the AWS managed key of the account.
+        kms_key = f"arn:aws:kms:{registry.region}:{registry.account_id}:alias/aws/ecr"
+    settings = RepositorySettings(
+        image_tag_mutability=params.get("imageTagMutability", "MUTABLE"),
+        tag_mutability_exclusions=_exclusions(params),
+        scan_on_push=bool(
+            (params.get("imageScanningConfiguration") or {}).get("scanOnPush", False)
+        ),
+        encryption_type=encryption["encryptionType"],
+        kms_key=kms_key,
+    )
+    repository = await call.services.repositories.create(
+        registry,
+        params["repositoryName"],
+        settings,
+        resource_tags(params.get("tags") or []),
+    )
+    return {"repository": repository_output(call, registry, repository)}
+
+
+async def describe_repositories(call: Call, params: dict[str, Any]) -> dict[str, Any]:
+    registry = await call.registry(params)
+    names = params.get("repositoryNames")
+    if names is not None:
+        if "maxResults" in params or "nextToken" in params:
+            raise ParameterInvalid(
+                "maxResults and nextToken cannot be used together with repositoryNames"
+            )
+        found = []
+        for name in dict.fromkeys(names):
+            found.append(await call.services.repositories.find(registry, name))
+        return {"repositories": [repository_output(call, registry, r) for r in found]}
+    limit = params.get("maxResults", DEFAULT_PAGE_SIZE)
+    scope = f"DescribeRepositories:{registry.id}"
+    after = decode_token(scope, params.get("nextToken"))
+    page = await call.services.repositories.page(registry, after, limit + 1)
+    output: dict[str, Any] = {
+        "repositories": [repository_output(call, registry, r) for r in page[:limit]]
+    }
+    if len(page) > limit:
+        output["nextToken"] = encode_token(scope, page[limit - 1].name)
+    return output
+
+
+async def delete_repository(call: Call, params: dict[str, Any]) -> dict[str, Any]:
+    registry = await call.registry(params)
+    repository = await call.services.repositories.delete(
+        registry, params["repositoryName"], bool(params.get("force", False))
+    )
+    return {"repository": repository_output(call, registry, repository)}
+
+
+async def put_image_tag_mutability(call: Call, params: dict[str, Any]) -> dict[str, Any]:
+    registry, repository = await call.repository(params)
+    settings = replace(
+        settings_of(repository),
+        image_tag_mutability=params["imageTagMutability"],
+        tag_mutability_exclusions=_exclusions(params),
+    )
+    updated = await call.services.repositories.configure(repository, settings)
+    output: dict[str, Any] = {
+        "registryId": registry.account_id,
+        "repositoryName": updated.name,
+        "imageTagMutability": updated.image_tag_mutability,
+    }
+    if updated.tag_mutability_exclusions:
+        output["imageTagMutabilityExclusionFilters"] = exclusions_output(updated)
+    return output
+
+
+async def put_image_scanning_configuration(call: Call, params: dict[str, Any]) -> dict[str, Any]:
+    registry, repository = await call.repository(params)
+    scan_on_push = bool(params["imageScanningConfiguration"].get("scanOnPush", False))
+    updated = await call.services.repositories.configure(
+        repository, replace(settings_of(repository), scan_on_push=scan_on_push)
+    )
+    return {
+        "registryId": registry.account_id,
+        "repositoryName": updated.name,
+        "imageScanningConfiguration": {"scanOnPush": updated.scan_on_push},
+    }
+
+
+async def _repository_by_arn(call: Call, arn: str) -> Repository:
+    match = _REPOSITORY_ARN.match(arn)
+    if match is None:
+        raise ParameterInvalid(
+            f"Invalid parameter at 'resourceArn' failed to satisfy constraint: "
+            f"'Invalid ARN {arn[:200]}'"
+        )
+    region, account_id, name = match.groups()
+    registry = await call.services.registries.ensure(account_id, region)
+    repository = await call.services.repositories.find(registry, name)
+    if repository.arn != arn:  # pragma: no cover - ARNs are derived from the same parts
+        raise repository_not_found(registry, name)
+    return repository
+
+
+async def tag_resource(call: Call, params: dict[str, Any]) -> dict[str, Any]:
+    repository = await _repository_by_arn(call, params["resourceArn"])
+    await call.services.repositories.tag(repository, resource_tags(params["tags"]))
+    return {}
+
+
+async def untag_resource(call: Call, params: dict[str, Any]) -> dict[str, Any]:
+    repository = await _repository_by_arn(call, params["resourceArn"])
+    await call.services.repositories.untag(repository, list(params["tagKeys"]))
+    return {}
+
+
+async def list_tags_for_resource(call: Call, params: dict[str, Any]) -> dict[str, Any]:
+    repository = await _repository_by_arn(call, params["resourceArn"])
+    tags = await call.services.repositories.resource_tags(repository)
+    return {"tags": [{"Key": key, "Value": value} for key, value in tags.items()]}

@@ -1,0 +1,81 @@
+"""AWS JSON errors, and the one table mapping domain errors to ECR's exception shapes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from botocore.model import OperationModel  # type: ignore[import-untyped]
+
+from ecrd import errors
+
+# Shape names exactly as in the ecr and ecr-public models.
+AWS_ERRORS: dict[type[errors.RegistryError], str] = {
+    errors.NameInvalid: "InvalidParameterException",
+    errors.TagInvalid: "InvalidParameterException",
+    errors.DigestMismatch: "ImageDigestDoesNotMatchException",
+    errors.DigestInvalid: "InvalidParameterException",
+    errors.SizeInvalid: "InvalidParameterException",
+    errors.ParameterInvalid: "InvalidParameterException",
+    errors.PolicyInvalid: "InvalidParameterException",
+    errors.ManifestInvalid: "InvalidParameterException",
+    errors.ManifestTooLarge: "InvalidParameterException",
+    errors.RepositoryNotFound: "RepositoryNotFoundException",
+    errors.ManifestNotFound: "ImageNotFoundException",
+    errors.BlobNotFound: "LayersNotFoundException",
+    errors.UploadNotFound: "UploadNotFoundException",
+    errors.PolicyNotFound: "RepositoryPolicyNotFoundException",
+    errors.RepositoryAlreadyExists: "RepositoryAlreadyExistsException",
+    errors.RepositoryNotEmpty: "RepositoryNotEmptyException",
+    errors.TooManyTags: "TooManyTagsException",
+    errors.UploadOutOfOrder: "InvalidLayerPartException",
+    errors.UploadEmpty: "EmptyUploadException",
+    errors.BlobAlreadyExists: "LayerAlreadyExistsException",
+    errors.ManifestChildUnknown: "ReferencedImagesNotFoundException",
+    errors.ManifestBlobUnknown: "LayersNotFoundException",
+    errors.ImageAlreadyExists: "ImageAlreadyExistsException",
+    errors.TagImmutable: "ImageTagAlreadyExistsException",
+}
+
+# Used when an operation's model does not list the error the domain raised.
+_GENERIC_ERRORS = ("InvalidParameterException", "ValidationException")
+
+
+class AwsError(Exception):
+    """An error to answer as `{"__type": code, "message": ..., **fields}`."""
+
+    def __init__(self, code: str, message: str, status: int = 400, **fields: Any) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.status = status
+        self.fields = fields
+
+
+def modeled_errors(operation: OperationModel) -> set[str]:
+    return {shape.name for shape in operation.error_shapes}
+
+
+def generic_error(operation: OperationModel) -> str:
+    """The operation's catch-all client error: InvalidParameter, else Validation."""
+    names = modeled_errors(operation)
+    return next((name for name in _GENERIC_ERRORS if name in names), "ValidationException")
+
+
+def from_registry_error(error: errors.RegistryError, operation: OperationModel) -> AwsError:
+    code = next(
+        (AWS_ERRORS[kind] for kind in type(error).__mro__ if kind in AWS_ERRORS),
+        "InvalidParameterException",
+    )
+    if code not in modeled_errors(operation):
+        code = generic_error(operation)
+    return AwsError(code, error.message)
+
+
+def unsupported(operation: OperationModel) -> AwsError:
+    """The answer for an operation of the model that ecrd does not implement yet."""
+    names = modeled_errors(operation)
+    code = "UnsupportedCommandException" if "UnsupportedCommandException" in names else None
+    return AwsError(
+        code or generic_error(operation),
+        f"ecrd does not support {operation.name} yet",
+    )

@@ -1,0 +1,45 @@
+"""Registry host names: what clients put in image references, and which registry a Host names.
+
+Without a domain every registry shares the server's public address, and a Host header always
+means the default registry. With a domain each registry has its own host, as on AWS:
+
+    <account>.dkr.ecr.<region>.<domain>[:port]
+"""
+
+from __future__ import annotations
+
+import re
+
+from ecrd.settings import Settings
+
+
+class RegistryHosts:
+    def __init__(self, settings: Settings) -> None:
+        self._address = settings.public_address
+        self._scheme = settings.public_scheme
+        self._domain = settings.domain
+        port = re.search(r":(\d+)$", self._address)
+        self._port_suffix = port.group(0) if port else ""
+        self._by_host = (
+            re.compile(
+                r"^(\d{12})\.dkr\.ecr\.([a-z]{2}(?:-[a-z]+)+-\d)\." + re.escape(self._domain) + r"$"
+            )
+            if self._domain
+            else None
+        )
+
+    def host_of(self, account_id: str, region: str) -> str:
+        """host[:port] of the registry of (account, region)."""
+        if not self._domain:
+            return self._address
+        return f"{account_id}.dkr.ecr.{region}.{self._domain}{self._port_suffix}"
+
+    def url_of(self, account_id: str, region: str) -> str:
+        return f"{self._scheme}://{self.host_of(account_id, region)}"
+
+    def registry_named_by(self, host_header: str | None) -> tuple[str, str] | None:
+        """(account, region) a Host header names, or None for the default registry."""
+        if self._by_host is None or not host_header:
+            return None
+        match = self._by_host.match(re.sub(r":\d+$", "", host_header.lower()))
+        return None if match is None else (match.group(1), match.group(2))

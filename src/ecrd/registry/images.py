@@ -1,0 +1,130 @@
+"""Images the way ECR's API handles them: put with ECR's rules, look up by id, delete, list.
+
+The data plane's manifest PUT and ECR's PutImage store through the same ManifestService; this
+adds ECR's extra rules (an identical put is an error, deleting a last tag deletes the image)
+and ECR's wording for failures.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ecrd.digests import Digest
+from ecrd.errors import (
+    DigestMismatch,
+    ImageAlreadyExists,
+    ManifestBlobUnknown,
+    ManifestChildUnknown,
+    TagImmutable,
+)
+from ecrd.metadata.images import ImageDeletion, ImageStore, ImageSummary
+from ecrd.metadata.records import Manifest, Registry, Repository, StoredManifest
+from ecrd.registry.manifests import ManifestService
+
+
+@dataclass(frozen=True)
+class ImagePage:
+    images: list[ImageSummary]
+    has_more: bool
+
+
+class ImageService:
+    def __init__(self, manifests: ManifestService, images: ImageStore) -> None:
+        self._manifests = manifests
+        self._images = images
+
+    async def put(
+        self,
+        registry: Registry,
+        repository: Repository,
+        payload: bytes,
+        media_type: str | None,
+        tag: str | None,
+        digest: str | None,
+        require_references: bool = True,
+    ) -> StoredManifest:
+        """PutImage: store the manifest, tagged when `tag` is given.
+
+        Raises DigestMismatch when `digest` is not the manifest's, ImageAlreadyExists when
+        the same manifest (and tag) is there already, TagImmutable, ManifestBlobUnknown and
+        ManifestChildUnknown, each worded as ECR words it.
+        """
+        where = (
+            f"in the repository with name '{repository.name}' in registry with id "
+            f"'{registry.account_id}'"
+        )
+        if digest is not None:
+            expected = Digest.parse(digest)
+            actual = Digest.of(payload, expected.algorithm)
+            if actual != expected:
+                raise DigestMismatch(
+                    f"Invalid parameter at 'imageDigest' failed to satisfy constraint: "
+                    f"'The provided image digest {expected} does not match the digest "
+                    f"{actual} of the image manifest'"
+                )
+        reference = tag if tag is not None else str(digest or Digest.of(payload))
+        try:
+            stored = await self._manifests.put(
+                repository, reference, media_type, payload, require_references
+            )
+        except TagImmutable:
+            raise TagImmutable(
+                f"The image tag '{tag}' already exists in the '{repository.name}' repository "
+                "and cannot be overwritten because the tag is immutable."
+            ) from None
+        except ManifestChildUnknown as error:
+            raise ManifestChildUnknown(
+                f"Some of the referenced images with digests '{error.digests}' do not exist "
+                f"{where}",
+                error.digests,
+            ) from None
+        except ManifestBlobUnknown as error:
+            raise ManifestBlobUnknown(
+                f"Layers with digests '{error.digests}' required for pushing image into "
+                f"repository with name '{repository.name}' in the registry with id "
+                f"'{registry.account_id}' do not exist",
+                error.digests,
+            ) from None
+        if not stored.created and not stored.tag_moved:
+            tagged = f" and tag '{tag}'" if tag is not None else ""
+            raise ImageAlreadyExists(
+                f"Image with digest '{stored.manifest.digest}'{tagged} already exists {where}"
+            )
+        return stored
+
+    async def find(
+        self, repository: Repository, tag: str | None, digest: str | None
+    ) -> Manifest | None:
+        """The manifest a tag or digest names in the repository, with its bytes."""
+        return await self._manifests.find_in(repository, tag, digest)
+
+    async def tagged(self, repository: Repository, tag_names: list[str]) -> dict[str, str]:
+        return await self._images.tagged(repository.id, tag_names)
+
+    async def describe(self, repository: Repository, digests: list[str]) -> list[ImageSummary]:
+        return await self._images.by_digests(repository.id, digests)
+
+    async def page(
+        self, repository: Repository, tag_status: str, after_id: int | None, limit: int
+    ) -> ImagePage:
+        found = await self._images.page(repository.id, tag_status, after_id, limit + 1)
+        return ImagePage(found[:limit], has_more=len(found) > limit)
+
+    async def id_page(
+        self,
+        repository: Repository,
+        tag_status: str,
+        after: tuple[int, str] | None,
+        limit: int,
+    ) -> tuple[list[tuple[int, str, str | None]], bool]:
+        found = await self._images.id_page(repository.id, tag_status, after, limit + 1)
+        return found[:limit], len(found) > limit
+
+    async def delete_by_tag(self, repository: Repository, tag: str) -> ImageDeletion | None:
+        return await self._images.delete_by_tag(repository.id, tag)
+
+    async def delete_by_digest(self, repository: Repository, digest: str) -> ImageDeletion | None:
+        return await self._images.delete_by_digest(repository.id, digest)
+
+    def record_pull(self, manifest: Manifest) -> None:
+        self._manifests.record_pull(manifest)

@@ -1,0 +1,44 @@
+"""boto3 clients for the real server started by the session fixture."""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from botocore.config import Config
+
+from tests.conftest import EcrdServer
+
+REGION = "us-east-1"
+ACCOUNT_ID = "000000000000"
+
+
+def ecr_client(server: EcrdServer, region: str = REGION, service: str = "ecr") -> Any:
+    """A boto3 client for `service` pointed at `server`, with no retries to hide errors."""
+    return boto3.client(
+        service,
+        endpoint_url=server.url,
+        region_name=region,
+        aws_access_key_id="AKIAECRDTESTKEY00000",
+        aws_secret_access_key="ecrd-test-secret",
+        config=Config(retries={"max_attempts": 1}),
+    )
+
+
+@pytest.fixture
+def ecr(server: EcrdServer) -> Any:
+    return ecr_client(server)
+
+
+@pytest.fixture
+def new_repository(ecr: Any) -> Iterator[str]:
+    """A freshly created repository's name; deleted (with force) afterwards."""
+    name = f"api/{uuid.uuid4().hex[:12]}"
+    ecr.create_repository(repositoryName=name)
+    yield name
+    with contextlib.suppress(ecr.exceptions.RepositoryNotFoundException):
+        ecr.delete_repository(repositoryName=name, force=True)
