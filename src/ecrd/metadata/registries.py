@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, select, update
 
 from ecrd.metadata.database import Database
 from ecrd.metadata.records import Registry, utcnow
@@ -51,3 +51,13 @@ class RegistryStore:
         registry = Registry(id=registry_id, account_id=account_id, region=region, kind=kind)
         self._known[key] = registry
         return registry
+
+    async def policy(self, registry_id: int) -> str | None:
+        query = select(registries.c.policy_text).where(registries.c.id == registry_id)
+        return await self._database.read(lambda connection: connection.execute(query).scalar())
+
+    async def set_policy(self, registry_id: int, policy_text: str | None) -> None:
+        statement = (
+            update(registries).where(registries.c.id == registry_id).values(policy_text=policy_text)
+        )
+        await self._database.write(lambda connection: connection.execute(statement))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ecrd.aws.ecr import authorization, images, layers, policies, repositories
+from ecrd.aws.ecr import authorization, images, layers, policies, registry, repositories
 from ecrd.aws.endpoint import Operation
 
 OPERATIONS: dict[str, Operation] = {
@@ -29,4 +29,11 @@ OPERATIONS: dict[str, Operation] = {
     "CompleteLayerUpload": layers.complete_layer_upload,
     "GetDownloadUrlForLayer": layers.get_download_url_for_layer,
     "GetAuthorizationToken": authorization.get_authorization_token,
+    "DescribeRegistry": registry.describe_registry,
+    "GetRegistryPolicy": registry.get_registry_policy,
+    "PutRegistryPolicy": registry.put_registry_policy,
+    "DeleteRegistryPolicy": registry.delete_registry_policy,
+    "BatchGetRepositoryScanningConfiguration": (
+        repositories.batch_get_repository_scanning_configuration
+    ),
 }

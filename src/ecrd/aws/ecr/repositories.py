@@ -9,7 +9,7 @@ from typing import Any
 from ecrd.aws.calls import Call
 from ecrd.aws.errors import AwsError
 from ecrd.aws.pagination import decode_token, encode_token
-from ecrd.errors import ParameterInvalid
+from ecrd.errors import ParameterInvalid, RepositoryNotFound
 from ecrd.metadata.records import Registry, Repository, RepositorySettings, TagFilter
 from ecrd.registry.repositories import repository_not_found, settings_of
 
@@ -183,3 +183,33 @@ async def list_tags_for_resource(call: Call, params: dict[str, Any]) -> dict[str
     repository = await _repository_by_arn(call, params["resourceArn"])
     tags = await call.services.repositories.resource_tags(repository)
     return {"tags": [{"Key": key, "Value": value} for key, value in tags.items()]}
+
+
+async def batch_get_repository_scanning_configuration(
+    call: Call, params: dict[str, Any]
+) -> dict[str, Any]:
+    registry = await call.registry(params)
+    configurations: list[dict[str, Any]] = []
+    failures: list[dict[str, Any]] = []
+    for name in dict.fromkeys(params["repositoryNames"]):
+        try:
+            repository = await call.services.repositories.find(registry, name)
+        except RepositoryNotFound:
+            failures.append(
+                {
+                    "repositoryName": name,
+                    "failureCode": "REPOSITORY_NOT_FOUND",
+                    "failureReason": "REPOSITORY_NOT_FOUND",
+                }
+            )
+            continue
+        configurations.append(
+            {
+                "repositoryArn": repository.arn,
+                "repositoryName": repository.name,
+                "scanOnPush": repository.scan_on_push,
+                "scanFrequency": "SCAN_ON_PUSH" if repository.scan_on_push else "MANUAL",
+                "appliedScanFilters": [],
+            }
+        )
+    return {"scanningConfigurations": configurations, "failures": failures}
