@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, delete, insert, select, update
+from sqlalchemy import Connection, and_, bindparam, delete, func, insert, select, update
 
 from ecrd.errors import (
     ManifestBlobUnknown,
@@ -121,6 +121,18 @@ class ManifestStore:
         def work(connection: Connection) -> StoredManifest:
             if require_references:
                 _check_references(connection, repository_id, new)
+            size = new.size
+            if new.child_digests:
+                # ECR's size of a manifest list: the largest image it lists.
+                size = (
+                    connection.execute(
+                        select(func.max(manifests.c.size)).where(
+                            (manifests.c.repository_id == repository_id)
+                            & manifests.c.digest.in_(new.child_digests)
+                        )
+                    ).scalar()
+                    or 0
+                )
             inserted = connection.execute(
                 insert_ignoring_conflicts(
                     dialect,
@@ -132,7 +144,7 @@ class ManifestStore:
                     config_media_type=new.config_media_type,
                     subject_digest=new.subject_digest,
                     annotations_json=new.annotations_json,
-                    size=new.size,
+                    size=size,
                     payload=new.payload,
                     pushed_at=utcnow(),
                 ).returning(manifests.c.id)

@@ -126,7 +126,7 @@ manifests = Table(
     Column("config_media_type", String(255), nullable=True),
     Column("subject_digest", DIGEST, nullable=True),
     Column("annotations_json", Text, nullable=True),
-    # ECR's imageSizeInBytes: config plus layers, or the children of an index.
+    # ECR's imageSizeInBytes: config plus layers; for an index, the largest image it lists.
     Column("size", BigInteger, nullable=False),
     Column("payload", LargeBinary, nullable=False),
     Column("pushed_at", Timestamp, nullable=False),

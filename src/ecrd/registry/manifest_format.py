@@ -37,7 +37,7 @@ def parse_manifest(payload: bytes, content_type: str | None, algorithm: str) -> 
     if media_type in types.INDEXES:
         children = _descriptor_list(document, "manifests", required=True)
         child_digests = {child["digest"] for child in children}
-        size = sum(child["size"] for child in children)
+        size = 0  # the store sets it: the largest child image's size, as ECR reports
     else:
         if media_type == types.OCI_ARTIFACT_MANIFEST:
             layers = _descriptor_list(document, "blobs", required=False)
