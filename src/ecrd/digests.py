@@ -44,7 +44,17 @@ class Digest:
 
 
 def is_digest(text: str) -> bool:
+    """Whether a manifest reference is meant as a digest (tags cannot hold a colon)."""
     return ":" in text
+
+
+def is_valid_digest(text: str) -> bool:
+    """Whether `text` is a well-formed digest ecrd accepts."""
+    try:
+        Digest.parse(text)
+    except DigestInvalid:
+        return False
+    return True
 
 
 def new_hasher(algorithm: str = "sha256") -> Hasher:

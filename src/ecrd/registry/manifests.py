@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
+from datetime import datetime
 
 from ecrd.digests import Digest, is_digest
 from ecrd.errors import DigestMismatch, ManifestNotFound, ManifestTooLarge
@@ -37,7 +38,9 @@ class ManifestService:
     def __init__(self, manifests: ManifestStore, max_manifest_bytes: int) -> None:
         self._manifests = manifests
         self.max_manifest_bytes = max_manifest_bytes
-        self._pulls_recorded: dict[int, float] = {}
+        # Keyed by (id, pushed-at): SQLite reuses the id of a deleted row, even for the same
+        # digest, but a manifest stored again has a new push time.
+        self._pulls_recorded: dict[tuple[int, datetime], float] = {}
         self._pull_writes: set[asyncio.Task[None]] = set()
 
     async def put(
@@ -124,12 +127,13 @@ class ManifestService:
     def record_pull(self, manifest: Manifest) -> None:
         """Note that the manifest was pulled: a background write, at most once a minute each."""
         now = time.monotonic()
-        last = self._pulls_recorded.get(manifest.id)
+        key = (manifest.id, manifest.pushed_at)
+        last = self._pulls_recorded.get(key)
         if last is not None and now - last < PULL_RECORD_INTERVAL_SECONDS:
             return
         if len(self._pulls_recorded) >= MAX_REMEMBERED_PULLS:
             self._pulls_recorded.clear()
-        self._pulls_recorded[manifest.id] = now
+        self._pulls_recorded[key] = now
         task = asyncio.create_task(self._manifests.record_pull(manifest.id, utcnow()))
         self._pull_writes.add(task)
         task.add_done_callback(self._pull_writes.discard)

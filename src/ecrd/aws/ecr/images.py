@@ -8,7 +8,7 @@ from typing import Any
 from ecrd.aws.calls import Call
 from ecrd.aws.errors import AwsError
 from ecrd.aws.pagination import decode_token, encode_token
-from ecrd.digests import Digest, is_digest
+from ecrd.digests import Digest, is_valid_digest
 from ecrd.errors import ManifestReferenced, ParameterInvalid
 from ecrd.metadata.images import ImageSummary
 from ecrd.metadata.records import Manifest, Registry, Repository
@@ -66,7 +66,7 @@ async def batch_get_image(call: Call, params: dict[str, Any]) -> dict[str, Any]:
                 )
             )
             continue
-        if digest is not None and not is_digest(digest):
+        if digest is not None and not is_valid_digest(digest):
             failures.append(_failure(image_id, "InvalidImageDigest", "Invalid image digest"))
             continue
         manifest = await call.services.images.find(repository, tag, digest)
@@ -116,7 +116,7 @@ async def batch_delete_image(call: Call, params: dict[str, Any]) -> dict[str, An
                 )
             )
             continue
-        if digest is not None and not is_digest(digest):
+        if digest is not None and not is_valid_digest(digest):
             failures.append(_failure(image_id, "InvalidImageDigest", "Invalid image digest"))
             continue
         if tag is not None and digest is not None:
@@ -226,7 +226,7 @@ async def _describe_by_ids(
     wanted: list[str] = []
     for image_id in image_ids:
         tag, digest = image_id.get("imageTag"), image_id.get("imageDigest")
-        if digest is not None and not is_digest(digest):
+        if digest is not None and not is_valid_digest(digest):
             raise ParameterInvalid(
                 f"Invalid parameter at 'imageDigest' failed to satisfy constraint: "
                 f"'Invalid image digest {digest[:200]}'"
@@ -284,7 +284,7 @@ async def list_images(call: Call, params: dict[str, Any]) -> dict[str, Any]:
 async def list_image_referrers(call: Call, params: dict[str, Any]) -> dict[str, Any]:
     _registry, repository = await call.repository(params)
     subject = params["subjectId"]["imageDigest"]
-    if not is_digest(subject):
+    if not is_valid_digest(subject):
         raise ParameterInvalid(
             "Invalid parameter at 'subjectId.imageDigest' failed to satisfy constraint: "
             "'Invalid image digest'"

@@ -6,7 +6,7 @@ from typing import Any
 
 from ecrd.aws.calls import Call
 from ecrd.aws.errors import AwsError
-from ecrd.digests import Digest, is_digest
+from ecrd.digests import Digest, is_valid_digest
 from ecrd.errors import BlobNotFound, DigestMismatch, UploadOutOfOrder
 from ecrd.registry.layers import PART_SIZE
 
@@ -16,7 +16,7 @@ async def batch_check_layer_availability(call: Call, params: dict[str, Any]) -> 
     layers: list[dict[str, Any]] = []
     failures: list[dict[str, Any]] = []
     for digest in params["layerDigests"]:
-        if not is_digest(digest):
+        if not is_valid_digest(digest):
             failures.append(
                 {
                     "layerDigest": digest,
@@ -97,7 +97,7 @@ async def complete_layer_upload(call: Call, params: dict[str, Any]) -> dict[str,
 async def get_download_url_for_layer(call: Call, params: dict[str, Any]) -> dict[str, Any]:
     registry, repository = await call.repository(params)
     digest = params["layerDigest"]
-    if not is_digest(digest):
+    if not is_valid_digest(digest):
         raise AwsError(
             "InvalidParameterException",
             "Invalid parameter at 'layerDigest' failed to satisfy constraint: 'Invalid digest'",
