@@ -56,7 +56,8 @@ class ParameterInvalid(Exception):
 
     `member` is the member's path (see the module docstring), `constraint` the broken rule in
     AWS's words ("must have length less than or equal to 256"), `value` the offending value,
-    None when it is missing.
+    None when it is missing. A broken map key reads "Map keys must satisfy constraint: [Member
+    ...]" at the map's path, as AWS words it.
     """
 
     def __init__(self, member: str, constraint: str, value: object = None) -> None:
@@ -85,10 +86,10 @@ class ParameterInvalid(Exception):
 def validate_input(shape: StructureShape | None, params: object) -> dict[str, Any]:
     """Check `params` (decoded JSON) against an operation's input shape; return a clean copy.
 
-    The copy has only members the shape has (AWS ignores unknown ones), no JSON nulls, blobs
-    decoded to bytes and timestamps as aware UTC datetimes. Raises ParameterInvalid for the
-    first violation, members taken in the model's order. An operation without input shape
-    accepts anything and gets {}.
+    The copy has only members the shape has (AWS ignores unknown ones), no null members (a
+    null list element or map value is refused), blobs decoded to bytes and timestamps as aware
+    UTC datetimes. Raises ParameterInvalid for the first violation, members taken in the
+    model's order. An operation without input shape accepts anything and gets {}.
     """
     if shape is None:
         return {}
