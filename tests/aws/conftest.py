@@ -17,16 +17,25 @@ REGION = "us-east-1"
 ACCOUNT_ID = "000000000000"
 
 
-def ecr_client(server: EcrdServer, region: str = REGION, service: str = "ecr") -> Any:
-    """A boto3 client for `service` pointed at `server`, with no retries to hide errors."""
+def ecr_client(
+    server: EcrdServer, region: str = REGION, service: str = "ecr", validate: bool = True
+) -> Any:
+    """A boto3 client for `service` pointed at `server`, with no retries to hide errors.
+
+    `validate=False` sends whatever it is given, so the server's own checks are reached.
+    """
     return boto3.client(
         service,
         endpoint_url=server.url,
         region_name=region,
         aws_access_key_id="AKIAECRDTESTKEY00000",
         aws_secret_access_key="ecrd-test-secret",
-        config=Config(retries={"max_attempts": 1}),
+        config=Config(retries={"max_attempts": 1}, parameter_validation=validate),
     )
+
+
+def unvalidated_client(server: EcrdServer) -> Any:
+    return ecr_client(server, validate=False)
 
 
 @pytest.fixture

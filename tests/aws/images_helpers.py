@@ -7,13 +7,8 @@ import hashlib
 import json
 from typing import Any
 
-import boto3
 import pytest
-from botocore.config import Config
 from botocore.exceptions import ClientError
-
-from tests.aws.conftest import REGION
-from tests.conftest import EcrdServer
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -34,18 +29,6 @@ def digest_of(data: bytes | str) -> str:
 
 def error_code(raised: pytest.ExceptionInfo[ClientError]) -> str:
     return str(raised.value.response["Error"]["Code"])
-
-
-def unvalidated_client(server: EcrdServer) -> Any:
-    """An ecr client that sends what it is given, so the server's own checks can be seen."""
-    return boto3.client(
-        "ecr",
-        endpoint_url=server.url,
-        region_name=REGION,
-        aws_access_key_id="AKIAECRDTESTKEY00000",
-        aws_secret_access_key="ecrd-test-secret",
-        config=Config(retries={"max_attempts": 1}, parameter_validation=False),
-    )
 
 
 def upload_layer(ecr: Any, repository: str, data: bytes, part_size: int | None = None) -> str:

@@ -14,7 +14,7 @@ import httpx
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.aws.conftest import ACCOUNT_ID, ecr_client
+from tests.aws.conftest import ACCOUNT_ID, ecr_client, unvalidated_client
 from tests.aws.images_helpers import (
     DEFAULT_CONFIG,
     DOCKER_MANIFEST,
@@ -32,7 +32,6 @@ from tests.aws.images_helpers import (
     index_manifest,
     new_image,
     put_image,
-    unvalidated_client,
 )
 from tests.conftest import EcrdServer
 

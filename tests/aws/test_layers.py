@@ -11,7 +11,8 @@ import httpx
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.aws.images_helpers import digest_of, error_code, unvalidated_client, upload_layer
+from tests.aws.conftest import unvalidated_client
+from tests.aws.images_helpers import digest_of, error_code, upload_layer
 from tests.conftest import EcrdServer
 
 LAYER_PART_MAXIMUM = 20971520  # LayerPartBlob's max in the ecr model

@@ -11,13 +11,11 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import boto3
 import httpx
 import pytest
-from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from tests.aws.conftest import ACCOUNT_ID, REGION, ecr_client
+from tests.aws.conftest import ACCOUNT_ID, REGION, ecr_client, unvalidated_client
 from tests.conftest import EcrdServer
 
 TARGET_PREFIX = "AmazonEC2ContainerRegistry_V20150921"
@@ -54,18 +52,6 @@ def expect_error(code: str, operation: Callable[..., Any], *args: Any, **argumen
         operation(*args, **arguments)
     assert error_of(raised)[0] == code
     return error_of(raised)[1]
-
-
-def unvalidated_client(server: EcrdServer) -> Any:
-    """An ecr client that sends what it is given, so the server's own checks are reached."""
-    return boto3.client(
-        "ecr",
-        endpoint_url=server.url,
-        region_name=REGION,
-        aws_access_key_id="AKIAECRDTESTKEY00000",
-        aws_secret_access_key="ecrd-test-secret",
-        config=Config(retries={"max_attempts": 1}, parameter_validation=False),
-    )
 
 
 def raw_call(server: EcrdServer, operation: str, body: bytes | str) -> httpx.Response:

@@ -35,6 +35,28 @@ def _failure(image_id: dict[str, Any], code: str, reason: str) -> dict[str, Any]
     return {"imageId": image_id, "failureCode": code, "failureReason": reason}
 
 
+def _malformed_image_id(image_id: dict[str, Any]) -> dict[str, Any] | None:
+    """The failure for an image id that names nothing usable, or None when it is fine."""
+    digest = image_id.get("imageDigest")
+    if digest is None and image_id.get("imageTag") is None:
+        return _failure(
+            image_id,
+            "MissingDigestAndTag",
+            "Invalid request parameters: both tag and digest cannot be null",
+        )
+    if digest is not None and not is_valid_digest(digest):
+        return _failure(image_id, "InvalidImageDigest", "Invalid image digest")
+    return None
+
+
+def _tag_mismatch(image_id: dict[str, Any]) -> dict[str, Any]:
+    return _failure(
+        image_id,
+        "ImageTagDoesNotMatchDigest",
+        "Invalid request parameters: image tag digest did not match image digest",
+    )
+
+
 async def put_image(call: Call, params: dict[str, Any]) -> dict[str, Any]:
     registry, repository = await call.repository(params)
     tag = params.get("imageTag")
@@ -57,17 +79,9 @@ async def batch_get_image(call: Call, params: dict[str, Any]) -> dict[str, Any]:
     failures: list[dict[str, Any]] = []
     for image_id in params["imageIds"]:
         tag, digest = image_id.get("imageTag"), image_id.get("imageDigest")
-        if tag is None and digest is None:
-            failures.append(
-                _failure(
-                    image_id,
-                    "MissingDigestAndTag",
-                    "Invalid request parameters: both tag and digest cannot be null",
-                )
-            )
-            continue
-        if digest is not None and not is_valid_digest(digest):
-            failures.append(_failure(image_id, "InvalidImageDigest", "Invalid image digest"))
+        malformed = _malformed_image_id(image_id)
+        if malformed is not None:
+            failures.append(malformed)
             continue
         manifest = await call.services.images.find(repository, tag, digest)
         if manifest is None:
@@ -76,13 +90,7 @@ async def batch_get_image(call: Call, params: dict[str, Any]) -> dict[str, Any]:
                 and digest is not None
                 and (await call.services.images.tagged(repository, [tag]))
             ):
-                failures.append(
-                    _failure(
-                        image_id,
-                        "ImageTagDoesNotMatchDigest",
-                        "Invalid request parameters: image tag digest did not match image digest",
-                    )
-                )
+                failures.append(_tag_mismatch(image_id))
             else:
                 failures.append(_failure(image_id, "ImageNotFound", "Requested image not found"))
             continue
@@ -107,28 +115,14 @@ async def batch_delete_image(call: Call, params: dict[str, Any]) -> dict[str, An
     failures: list[dict[str, Any]] = []
     for image_id in params["imageIds"]:
         tag, digest = image_id.get("imageTag"), image_id.get("imageDigest")
-        if tag is None and digest is None:
-            failures.append(
-                _failure(
-                    image_id,
-                    "MissingDigestAndTag",
-                    "Invalid request parameters: both tag and digest cannot be null",
-                )
-            )
-            continue
-        if digest is not None and not is_valid_digest(digest):
-            failures.append(_failure(image_id, "InvalidImageDigest", "Invalid image digest"))
+        malformed = _malformed_image_id(image_id)
+        if malformed is not None:
+            failures.append(malformed)
             continue
         if tag is not None and digest is not None:
             tagged = await call.services.images.tagged(repository, [tag])
             if tagged.get(tag) not in (None, str(Digest.parse(digest))):
-                failures.append(
-                    _failure(
-                        image_id,
-                        "ImageTagDoesNotMatchDigest",
-                        "Invalid request parameters: image tag digest did not match image digest",
-                    )
-                )
+                failures.append(_tag_mismatch(image_id))
                 continue
         try:
             if tag is not None:
