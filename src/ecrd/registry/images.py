@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ecrd.digests import Digest
 from ecrd.errors import (
     DigestMismatch,
     ImageAlreadyExists,
@@ -53,20 +52,15 @@ class ImageService:
             f"in the repository with name '{repository.name}' in registry with id "
             f"'{registry.account_id}'"
         )
-        if digest is not None:
-            expected = Digest.parse(digest)
-            actual = Digest.of(payload, expected.algorithm)
-            if actual != expected:
-                raise DigestMismatch(
-                    f"Invalid parameter at 'imageDigest' failed to satisfy constraint: "
-                    f"'The provided image digest {expected} does not match the digest "
-                    f"{actual} of the image manifest'"
-                )
-        reference = tag if tag is not None else str(digest or Digest.of(payload))
         try:
-            stored = await self._manifests.put(
-                repository, reference, media_type, payload, require_references
+            stored = await self._manifests.store(
+                repository, payload, media_type, tag, digest, require_references
             )
+        except DigestMismatch as error:
+            raise DigestMismatch(
+                "Invalid parameter at 'imageDigest' failed to satisfy constraint: "
+                f"'The provided image digest does not match the image manifest: {error.message}'"
+            ) from None
         except TagImmutable:
             raise TagImmutable(
                 f"The image tag '{tag}' already exists in the '{repository.name}' repository "

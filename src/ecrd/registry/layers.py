@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 from ecrd.digests import Digest
-from ecrd.errors import BlobAlreadyExists, SizeInvalid, UploadEmpty, UploadOutOfOrder
+from ecrd.errors import BlobAlreadyExists, UploadEmpty, UploadOutOfOrder
 from ecrd.metadata.blobs import BlobRecords
 from ecrd.metadata.records import Blob, Registry, Repository, Upload
 from ecrd.registry.uploads import UploadService
@@ -31,22 +31,14 @@ class LayerService:
         self, repository: Repository, upload_id: str, first_byte: int, last_byte: int, data: bytes
     ) -> Upload:
         """Append one part, which must start where the upload stands and span its bytes."""
-        upload = await self._uploads.get(repository, upload_id)
-        if first_byte != upload.offset:
-            raise UploadOutOfOrder(
-                f"The part starts at byte {first_byte} but the upload has received "
-                f"{upload.offset} bytes",
-                upload.offset,
-            )
         if last_byte - first_byte + 1 != len(data):
+            upload = await self._uploads.get(repository, upload_id)
             raise UploadOutOfOrder(
                 f"The part spans bytes {first_byte}-{last_byte} but holds {len(data)} bytes",
                 upload.offset,
             )
-        try:
-            return await self._uploads.append(repository, upload_id, _one_chunk(data), first_byte)
-        except SizeInvalid as error:
-            raise UploadOutOfOrder(error.message, upload.offset) from None
+        # The upload service refuses a part that does not start at the current offset.
+        return await self._uploads.append(repository, upload_id, _one_chunk(data), first_byte)
 
     async def complete(
         self, registry: Registry, repository: Repository, upload_id: str, digest: str

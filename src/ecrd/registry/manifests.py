@@ -51,28 +51,41 @@ class ManifestService:
         payload: bytes,
         require_references: bool = True,
     ) -> StoredManifest:
-        """Store a manifest under a tag or its digest.
+        """Store a manifest under a reference from a URL: a tag, or the manifest's digest."""
+        parsed = Reference.parse(reference)
+        return await self.store(
+            repository, payload, content_type, parsed.tag, parsed.digest, require_references
+        )
+
+    async def store(
+        self,
+        repository: Repository,
+        payload: bytes,
+        content_type: str | None,
+        tag: str | None,
+        expected_digest: str | None,
+        require_references: bool = True,
+    ) -> StoredManifest:
+        """Store a manifest, tagged when `tag` is given; DigestMismatch unless its digest is
+        `expected_digest` (when given, in that digest's algorithm).
 
         `require_references` off lets a manifest name layers and children that are not there
         (for test suites written against mocks; ECR itself never allows it).
         """
         if len(payload) > self.max_manifest_bytes:
             raise ManifestTooLarge(f"manifest exceeds {self.max_manifest_bytes} bytes")
-        parsed_reference = Reference.parse(reference)
         algorithm = "sha256"
-        if parsed_reference.digest is not None:
-            algorithm = Digest.parse(parsed_reference.digest).algorithm
+        if expected_digest is not None:
+            expected_digest = str(Digest.parse(expected_digest))
+            algorithm = Digest.parse(expected_digest).algorithm
         new = parse_manifest(payload, content_type, algorithm)
-        if parsed_reference.digest is not None and parsed_reference.digest != new.digest:
-            raise DigestMismatch(f"manifest digest is {new.digest}, not {parsed_reference.digest}")
+        if expected_digest is not None and expected_digest != new.digest:
+            raise DigestMismatch(f"manifest digest is {new.digest}, not {expected_digest}")
         return await self._manifests.put(
             repository.id,
             new,
-            parsed_reference.tag,
-            tag_immutable=(
-                parsed_reference.tag is not None
-                and repository.tag_is_immutable(parsed_reference.tag)
-            ),
+            tag,
+            tag_immutable=tag is not None and repository.tag_is_immutable(tag),
             require_references=require_references,
         )
 
