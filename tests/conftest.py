@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import signal
 import socket
@@ -10,12 +12,28 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import boto3
 import httpx
 import pytest
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.config import Config
+from botocore.credentials import Credentials
 
 START_TIMEOUT_SECONDS = 30
+REGION = "us-east-1"
+ACCOUNT_ID = "000000000000"
+# The default account's root key: every test server starts with it (ECRD_BOOTSTRAP_*).
+ROOT_ACCESS_KEY_ID = "AKIAECRDTESTROOT0000"
+ROOT_SECRET_ACCESS_KEY = "ecrdTestRootSecretKey0000000000000000000"
+_SERVICE_BY_TARGET = {
+    "AmazonEC2ContainerRegistry_V20150921": "ecr",
+    "SpencerFrontendService": "ecr-public",
+}
 
 
 def free_port() -> int:
@@ -29,15 +47,33 @@ def clean_environment() -> dict[str, str]:
     return {key: value for key, value in os.environ.items() if not key.startswith("ECRD_")}
 
 
-class EcrdServer:
-    """An `ecrd serve` child process; `host` is what clients put in image references."""
+@dataclass(frozen=True)
+class AccessKeyPair:
+    access_key_id: str
+    secret_access_key: str
+    arn: str
 
-    def __init__(self, data_dir: Path, extra_args: list[str] | None = None) -> None:
+
+class EcrdServer:
+    """An `ecrd serve` child process; `host` is what clients put in image references.
+
+    It starts with the root key ROOT_ACCESS_KEY_ID of the default account; `environment`
+    adds ECRD_* settings of the test's own.
+    """
+
+    def __init__(
+        self,
+        data_dir: Path,
+        extra_args: list[str] | None = None,
+        environment: dict[str, str] | None = None,
+    ) -> None:
         self.data_dir = data_dir
         self.extra_args = extra_args or []
+        self.environment = environment or {}
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
         self.log_path = data_dir.parent / f"{data_dir.name}-server.log"
+        self._registry_password: str | None = None
 
     @property
     def host(self) -> str:
@@ -62,8 +98,12 @@ class EcrdServer:
             *self.extra_args,
         ]  # fmt: skip
         log = open(self.log_path, "ab")  # noqa: SIM115 - the child keeps it
+        environment = clean_environment()
+        environment["ECRD_BOOTSTRAP_ACCESS_KEY_ID"] = ROOT_ACCESS_KEY_ID
+        environment["ECRD_BOOTSTRAP_SECRET_ACCESS_KEY"] = ROOT_SECRET_ACCESS_KEY
+        environment.update(self.environment)
         self.process = subprocess.Popen(
-            command, stdout=log, stderr=subprocess.STDOUT, env=clean_environment()
+            command, stdout=log, stderr=subprocess.STDOUT, env=environment
         )
         deadline = time.monotonic() + START_TIMEOUT_SECONDS
         while time.monotonic() < deadline:
@@ -90,6 +130,109 @@ class EcrdServer:
     def restart(self) -> None:
         self.stop()
         self.start()
+
+    def ecr(self, service: str = "ecr", **options: Any) -> Any:
+        """A boto3 client signed with the root key, with no retries to hide errors."""
+        return boto3.client(
+            service,
+            endpoint_url=self.url,
+            region_name=options.pop("region_name", REGION),
+            aws_access_key_id=options.pop("aws_access_key_id", ROOT_ACCESS_KEY_ID),
+            aws_secret_access_key=options.pop("aws_secret_access_key", ROOT_SECRET_ACCESS_KEY),
+            config=Config(retries={"max_attempts": 1}, **options),
+            verify=False,
+        )
+
+    def registry_password(self) -> str:
+        """A registry token of the root (what `aws ecr get-login-password` prints)."""
+        if self._registry_password is None:
+            answer = self.ecr().get_authorization_token()["authorizationData"][0]
+            decoded = base64.b64decode(answer["authorizationToken"]).decode()
+            self._registry_password = decoded.removeprefix("AWS:")
+        return self._registry_password
+
+    def create_key(
+        self, account_id: str = ACCOUNT_ID, user: str | None = None, policies: list[Any] = ()
+    ) -> AccessKeyPair:
+        """A new access key made with `ecrd keys create` on this server's store."""
+        command = [sys.executable, "-m", "ecrd", "keys", "create", "--data-dir", str(self.data_dir)]
+        command += ["--account", account_id]
+        if user is not None:
+            command += ["--user", user]
+        for number, policy in enumerate(policies):
+            path = self.data_dir.parent / f"policy-{uuid.uuid4().hex}-{number}.json"
+            path.write_text(policy if isinstance(policy, str) else json.dumps(policy))
+            command += ["--policy", str(path)]
+        result = subprocess.run(
+            command, capture_output=True, text=True, timeout=60, env=clean_environment()
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"ecrd keys create failed: {result.stderr}")
+        created = json.loads(result.stdout)
+        return AccessKeyPair(created["AccessKeyId"], created["SecretAccessKey"], created["Arn"])
+
+    def ecr_as(self, key: AccessKeyPair, service: str = "ecr", **options: Any) -> Any:
+        """A boto3 client signed with `key`."""
+        return self.ecr(
+            service,
+            aws_access_key_id=key.access_key_id,
+            aws_secret_access_key=key.secret_access_key,
+            **options,
+        )
+
+    def auth(self) -> EcrdAuth:
+        return EcrdAuth(self)
+
+    def http(self, **options: Any) -> httpx.Client:
+        """An httpx client that signs API calls and logs in to /v2/ as the root."""
+        return httpx.Client(base_url=self.url, timeout=30, auth=self.auth(), **options)
+
+
+def basic_login(server: EcrdServer) -> str:
+    """The Basic credentials (base64 of AWS:<token>) of the server's root."""
+    return base64.b64encode(f"AWS:{server.registry_password()}".encode()).decode()
+
+
+class EcrdAuth(httpx.Auth):
+    """httpx auth as real clients do it: SigV4 on `POST /` API calls, and Basic with a
+    registry token on /v2/."""
+
+    requires_request_body = True
+
+    def __init__(
+        self,
+        server: EcrdServer,
+        access_key_id: str = ROOT_ACCESS_KEY_ID,
+        secret_access_key: str = ROOT_SECRET_ACCESS_KEY,
+    ) -> None:
+        self.server = server
+        self.credentials = Credentials(access_key_id, secret_access_key)
+
+    def auth_flow(self, request: httpx.Request) -> Iterator[httpx.Request]:
+        if request.method == "POST" and request.url.path == "/":
+            self._sign(request)
+        else:
+            request.headers["Authorization"] = (
+                "Basic "
+                + base64.b64encode(f"AWS:{self.server.registry_password()}".encode()).decode()
+            )
+        yield request
+
+    def _sign(self, request: httpx.Request) -> None:
+        prefix = request.headers.get("x-amz-target", "").partition(".")[0]
+        signed_names = ("content-type", "x-amz-target")
+        aws_request = AWSRequest(
+            method="POST",
+            url=str(request.url),
+            data=request.content,
+            headers={
+                name: request.headers[name] for name in signed_names if name in request.headers
+            },
+        )
+        service = _SERVICE_BY_TARGET.get(prefix, "ecr")
+        SigV4Auth(self.credentials, service, REGION).add_auth(aws_request)
+        for name in ("Authorization", "X-Amz-Date"):
+            request.headers[name] = aws_request.headers[name]
 
 
 @pytest.fixture(scope="session")
@@ -118,5 +261,13 @@ def repository_name() -> str:
 
 @pytest.fixture
 def client(server: EcrdServer) -> Iterator[httpx.Client]:
+    """httpx logged in as the root: signed API calls, token auth on /v2/."""
+    with server.http() as http:
+        yield http
+
+
+@pytest.fixture
+def anonymous(server: EcrdServer) -> Iterator[httpx.Client]:
+    """httpx with no credentials at all."""
     with httpx.Client(base_url=server.url, timeout=30) as http:
         yield http

@@ -54,5 +54,9 @@ def test_tls_serves_https(tls_server: EcrdServer) -> None:
     certificate = tls_server.certificate  # type: ignore[attr-defined]
     response = httpx.get(f"https://{tls_server.host}/v2/", verify=ssl.create_default_context(
         cafile=str(certificate)), timeout=10)  # fmt: skip
-    assert response.status_code == 200
+    # an anonymous ping is challenged, with the https realm clients log in to
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"] == (
+        f'Basic realm="https://{tls_server.host}",service="ecr.amazonaws.com"'
+    )
     assert response.headers["docker-distribution-api-version"] == "registry/2.0"

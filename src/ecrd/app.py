@@ -19,6 +19,7 @@ from ecrd.aws import ecr
 from ecrd.aws.endpoint import AwsEndpoint
 from ecrd.aws.model import load_services
 from ecrd.errors import RegistryError
+from ecrd.oci.access import Unauthorized, unauthorized
 from ecrd.oci.errors import OciError, error_response, oci_error, registry_error
 from ecrd.oci.routes import oci_routes
 from ecrd.registry.services import RegistryServices, build_services
@@ -97,6 +98,7 @@ def create_app(settings: Settings, migrate: bool = True) -> Starlette:
         lifespan=lifespan,
         exception_handlers={
             RegistryError: registry_error,
+            Unauthorized: unauthorized,
             OciError: oci_error,
             BodyInterrupted: _body_interrupted,
             HTTPException: _http_error,

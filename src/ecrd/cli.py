@@ -2,11 +2,50 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 
-from ecrd.settings import SettingsError, load_settings
+from ecrd.settings import Settings, SettingsError, load_settings
+
+Command = TypeVar("Command", bound=Callable[..., Any])
+
+
+def store_options(command: Command) -> Command:
+    """The options that say where the metadata store is, shared by every subcommand."""
+    for option in reversed(
+        [
+            click.option(
+                "--config",
+                "config_file",
+                type=click.Path(path_type=Path),
+                default=None,
+                help="TOML settings file (default: ./ecrd.toml when present).",
+            ),
+            click.option(
+                "--data-dir",
+                type=click.Path(path_type=Path),
+                default=None,
+                help="Folder for blobs and the SQLite metadata (default ./ecrd-data).",
+            ),
+            click.option(
+                "--database-url", default=None, help="SQLAlchemy URL of the metadata store."
+            ),
+        ]
+    ):
+        command = option(command)
+    return command
+
+
+def _settings(config_file: Path | None, **flags: Any) -> Settings:
+    try:
+        return load_settings(config_file, **flags)
+    except SettingsError as error:
+        raise click.ClickException(str(error)) from None
 
 
 @click.group()
@@ -16,22 +55,9 @@ def main() -> None:
 
 
 @main.command()
-@click.option(
-    "--config",
-    "config_file",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="TOML settings file (default: ./ecrd.toml when present).",
-)
+@store_options
 @click.option("--host", default=None, help="Address to listen on (default 127.0.0.1).")
 @click.option("--port", type=int, default=None, help="Port to listen on (default 5000).")
-@click.option(
-    "--data-dir",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="Folder for blobs and the SQLite metadata (default ./ecrd-data).",
-)
-@click.option("--database-url", default=None, help="SQLAlchemy URL of the metadata store.")
 @click.option(
     "--tls-cert",
     type=click.Path(path_type=Path),
@@ -48,12 +74,138 @@ def main() -> None:
 @click.option("--log-level", default=None, help="debug, info, warning or error.")
 def serve(config_file: Path | None, **flags: object) -> None:
     """Start the registry."""
-    try:
-        settings = load_settings(config_file, **flags)
-        if (settings.tls_cert is None) != (settings.tls_key is None):
-            raise SettingsError("invalid setting 'tls_key': tls_cert and tls_key go together")
-    except SettingsError as error:
-        raise click.ClickException(str(error)) from None
+    settings = _settings(config_file, **flags)
+    if (settings.tls_cert is None) != (settings.tls_key is None):
+        raise click.ClickException("invalid setting 'tls_key': tls_cert and tls_key go together")
     from ecrd.server import serve as run_server
 
     run_server(settings)
+
+
+@main.group()
+def keys() -> None:
+    """Access keys for the ECR API (and through it, registry logins)."""
+
+
+@keys.command("create")
+@store_options
+@click.option(
+    "--account", default=None, help="12-digit account id (default: the configured account)."
+)
+@click.option("--user", "user_name", default=None, help="IAM user name; omit for a root key.")
+@click.option(
+    "--policy",
+    "policy_files",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    multiple=True,
+    help="Identity policy (IAM JSON) for the user; may repeat. Replaces the user's policies.",
+)
+def create_key(
+    config_file: Path | None,
+    account: str | None,
+    user_name: str | None,
+    policy_files: tuple[Path, ...],
+    **flags: Any,
+) -> None:
+    """Create a key and print it; the secret is shown only this once."""
+    from ecrd.auth import keys as access_keys
+    from ecrd.errors import PolicyInvalid
+    from ecrd.registry.policies import check_identity_policy
+
+    settings = _settings(config_file, **flags)
+    account_id = account or settings.account_id
+    if not account_id.isdigit() or len(account_id) != 12:
+        raise click.BadParameter("must be 12 digits", param_hint="--account")
+    if user_name is not None and not access_keys.USER_NAME_PATTERN.match(user_name):
+        raise click.BadParameter(
+            "1 to 64 characters of letters, digits and + = , . @ _ -", param_hint="--user"
+        )
+    if policy_files and user_name is None:
+        raise click.BadParameter("policies attach to a user: give --user", param_hint="--policy")
+    policies = []
+    for path in policy_files:
+        try:
+            policies.append(check_identity_policy(path.read_text()))
+        except PolicyInvalid as error:
+            raise click.BadParameter(f"{path}: {error.message}", param_hint="--policy") from None
+    key = access_keys.new_key()
+
+    async def work(store: Any) -> None:
+        await store.create_key(
+            key.access_key_id,
+            key.secret_access_key,
+            account_id,
+            user_name,
+            policies if policy_files else None,
+        )
+
+    _with_identities(settings, work)
+    click.echo(
+        json.dumps(
+            {
+                "AccessKeyId": key.access_key_id,
+                "SecretAccessKey": key.secret_access_key,
+                "Account": account_id,
+                "Arn": _arn(account_id, user_name),
+            },
+            indent=2,
+        )
+    )
+
+
+@keys.command("list")
+@store_options
+def list_keys(config_file: Path | None, **flags: Any) -> None:
+    """List keys (never their secrets)."""
+    settings = _settings(config_file, **flags)
+    found: list[Any] = []
+
+    async def work(store: Any) -> None:
+        found.extend(await store.keys())
+
+    _with_identities(settings, work)
+    for key in found:
+        click.echo(
+            f"{key.access_key_id}  {key.account_id}  {_arn(key.account_id, key.user_name)}  "
+            f"{key.created_at:%Y-%m-%dT%H:%M:%SZ}"
+        )
+
+
+@keys.command("delete")
+@store_options
+@click.argument("access_key_id")
+def delete_key(config_file: Path | None, access_key_id: str, **flags: Any) -> None:
+    """Delete a key; tokens issued to its user stop working with the user's last key."""
+    settings = _settings(config_file, **flags)
+    deleted: list[bool] = []
+
+    async def work(store: Any) -> None:
+        deleted.append(await store.delete_key(access_key_id))
+
+    _with_identities(settings, work)
+    if not deleted[0]:
+        raise click.ClickException(f"no access key {access_key_id}")
+    click.echo(f"deleted {access_key_id}")
+
+
+def _arn(account_id: str, user_name: str | None) -> str:
+    from ecrd.auth.principals import root_arn, user_arn
+
+    return root_arn(account_id) if user_name is None else user_arn(account_id, user_name)
+
+
+def _with_identities(settings: Settings, work: Callable[[Any], Any]) -> None:
+    """Run `work(IdentityStore)` against the (migrated) metadata store."""
+    from ecrd.metadata.database import Database
+    from ecrd.metadata.identities import IdentityStore
+
+    async def run() -> None:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        database = Database(settings.metadata_url)
+        try:
+            await database.migrate()
+            await work(IdentityStore(database))
+        finally:
+            await database.close()
+
+    asyncio.run(run())

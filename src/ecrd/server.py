@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
+import logging
 import os
 from typing import Any
 
@@ -12,12 +13,15 @@ import uvicorn
 from starlette.applications import Starlette
 
 from ecrd.app import create_app
+from ecrd.auth.keys import NewKey, bootstrap_root_key, print_bootstrap_key
 from ecrd.metadata.database import Database
+from ecrd.metadata.identities import IdentityStore
 from ecrd.settings import Settings
 
 # Worker processes rebuild the settings from this variable (its name is outside ECRD_*, so it
 # is never mistaken for a user setting).
 _WORKER_SETTINGS = "_ECRD_WORKER_SETTINGS"
+logger = logging.getLogger("ecrd")
 
 
 def worker_app() -> Starlette:
@@ -26,10 +30,12 @@ def worker_app() -> Starlette:
     return create_app(settings, migrate=False)
 
 
-async def _migrate(settings: Settings) -> None:
+async def _prepare_store(settings: Settings) -> NewKey | None:
+    """Migrate the schema and give an empty store its root key (before any worker starts)."""
     database = Database(settings.metadata_url)
     try:
         await database.migrate()
+        return await bootstrap_root_key(settings, IdentityStore(database))
     finally:
         await database.close()
 
@@ -47,7 +53,18 @@ def _log_config(level: str) -> dict[str, Any]:
 
 def serve(settings: Settings) -> None:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    asyncio.run(_migrate(settings))
+    try:
+        generated = asyncio.run(_prepare_store(settings))
+    except ValueError as error:
+        raise SystemExit(f"ecrd: {error}") from None
+    if generated is not None:
+        print_bootstrap_key(generated, settings)
+    if settings.auth_mode == "open":
+        logger.warning(
+            "ECRD_AUTH_MODE=open: every signed API call and every registry login acts as the "
+            "root of account %s. Use this only for throwaway test setups.",
+            settings.account_id,
+        )
     options: dict[str, Any] = {
         "host": settings.host,
         "port": settings.port,

@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError
+from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -48,6 +48,15 @@ class Settings(BaseSettings):
     max_manifest_bytes: int = Field(4 * 1024 * 1024, ge=1024)
     # Uploads left untouched this long are abandoned and may be removed.
     upload_expiry_seconds: int = Field(7 * 24 * 3600, ge=60)
+    # "iam": SigV4 against stored keys, registry tokens, policies evaluated as IAM does.
+    # "open": any well-formed signature and any registry login act as the default account's
+    # root. For throwaway CI only; the server warns at start.
+    auth_mode: Literal["iam", "open"] = "iam"
+    # The root key of the default account, used instead of a generated one when the store
+    # has no key yet (so scripts know the credentials in advance).
+    bootstrap_access_key_id: str = Field("", pattern=r"^([A-Z0-9]{16,32})?$")
+    # A SecretStr never shows its value in a repr, a dump or an error message.
+    bootstrap_secret_access_key: SecretStr = SecretStr("")
 
     @property
     def public_address(self) -> str:

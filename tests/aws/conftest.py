@@ -7,14 +7,11 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
-from botocore.config import Config
 
-from tests.conftest import EcrdServer
+from tests.conftest import ACCOUNT_ID, REGION, EcrdServer
 
-REGION = "us-east-1"
-ACCOUNT_ID = "000000000000"
+__all__ = ["ACCOUNT_ID", "REGION", "ecr_client", "unvalidated_client"]
 
 
 def ecr_client(
@@ -24,14 +21,7 @@ def ecr_client(
 
     `validate=False` sends whatever it is given, so the server's own checks are reached.
     """
-    return boto3.client(
-        service,
-        endpoint_url=server.url,
-        region_name=region,
-        aws_access_key_id="AKIAECRDTESTKEY00000",
-        aws_secret_access_key="ecrd-test-secret",
-        config=Config(retries={"max_attempts": 1}, parameter_validation=validate),
-    )
+    return server.ecr(service, region_name=region, parameter_validation=validate)
 
 
 def unvalidated_client(server: EcrdServer) -> Any:

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from tests.aws.conftest import REGION
-from tests.conftest import EcrdServer
+from tests.conftest import ROOT_ACCESS_KEY_ID, ROOT_SECRET_ACCESS_KEY, EcrdServer
 from tests.integration.conftest import POLICY, REGISTRIES_CONF, Skopeo
 from tests.integration.helpers import OCI_MANIFEST, layout_blob, run
 from tests.oci_layouts import single_image
@@ -31,8 +31,8 @@ class AwsCli:
         }
         self.environment.update(
             {
-                "AWS_ACCESS_KEY_ID": "AKIAECRDTESTKEY00000",
-                "AWS_SECRET_ACCESS_KEY": "ecrd-test-secret",
+                "AWS_ACCESS_KEY_ID": ROOT_ACCESS_KEY_ID,
+                "AWS_SECRET_ACCESS_KEY": ROOT_SECRET_ACCESS_KEY,
                 "AWS_CONFIG_FILE": os.devnull,
                 "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
                 "AWS_DEFAULT_REGION": REGION,
@@ -64,8 +64,9 @@ def aws(server: EcrdServer, tmp_path: Path) -> AwsCli:
 
 
 @pytest.fixture
-def cli_skopeo(server: EcrdServer, tmp_path: Path) -> Skopeo:
-    """skopeo with a policy and registries.conf of the test's own."""
+def cli_skopeo(server: EcrdServer, aws: AwsCli, tmp_path: Path) -> Skopeo:
+    """skopeo with a policy and registries.conf of the test's own, logged in as the README
+    says: with the password `aws ecr get-login-password` prints."""
     if shutil.which("skopeo") is None:
         pytest.skip("skopeo is not installed")
     folder = tmp_path / "containers"
@@ -74,7 +75,11 @@ def cli_skopeo(server: EcrdServer, tmp_path: Path) -> Skopeo:
     (folder / "policy.json").write_text(json.dumps(POLICY))
     environment = dict(os.environ)
     environment["CONTAINERS_REGISTRIES_CONF"] = str(folder / "registries.conf")
-    return Skopeo(server, folder / "policy.json", environment)
+    environment["REGISTRY_AUTH_FILE"] = str(folder / "auth.json")
+    skopeo = Skopeo(server, folder / "policy.json", environment)
+    password = aws("ecr", "get-login-password").stdout.strip()
+    skopeo("login", "--tls-verify=false", "-u", "AWS", "-p", password, server.host)
+    return skopeo
 
 
 @pytest.fixture
@@ -201,9 +206,6 @@ def test_login_password_lets_skopeo_log_in_and_inspect(
     assert inspected.stdout.encode() == layout_blob(source, pushed.digest)
 
 
-@pytest.mark.xfail(
-    strict=True, reason="the data plane checks registry tokens with authentication (issue 4)"
-)
 def test_wrong_password_is_refused_by_skopeo_login(
     cli_skopeo: Skopeo, server: EcrdServer, tmp_path: Path
 ) -> None:

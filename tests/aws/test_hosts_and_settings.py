@@ -7,7 +7,6 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from botocore.exceptions import ClientError
 
@@ -75,7 +74,7 @@ def test_with_a_domain_each_registry_has_its_own_host(domain_server: EcrdServer)
     token = ecr.get_authorization_token()["authorizationData"][0]
     assert token["proxyEndpoint"] == f"http://{host}"
     # When the data plane is asked with that Host, then it answers from that registry
-    with httpx.Client(base_url=domain_server.url, timeout=10) as client:
+    with domain_server.http() as client:
         listed = client.get("/v2/hosted/app/tags/list", headers={"Host": host})
         assert listed.status_code == 200
         assert listed.json()["name"] == "hosted/app"

@@ -55,9 +55,10 @@ def expect_error(code: str, operation: Callable[..., Any], *args: Any, **argumen
 
 
 def raw_call(server: EcrdServer, operation: str, body: bytes | str) -> httpx.Response:
-    """An unsigned AWS JSON 1.1 request to `POST /`."""
+    """An AWS JSON 1.1 request to `POST /`, signed but with a body of the test's own."""
     return httpx.post(
         f"{server.url}/",
+        auth=server.auth(),
         content=body,
         headers={"X-Amz-Target": f"{TARGET_PREFIX}.{operation}", "Content-Type": JSON_CONTENT_TYPE},
         timeout=30,
@@ -396,15 +397,23 @@ def test_repositories_are_per_region(server: EcrdServer, ecr: Any) -> None:
     assert describe_one(europe, european)["repositoryArn"] == created["repositoryArn"]
 
 
-def test_registry_id_addresses_another_accounts_registry(ecr: Any) -> None:
-    # Given a repository created in another account's registry
+def test_registry_id_addresses_another_accounts_registry(server: EcrdServer, ecr: Any) -> None:
+    # Given a repository the other account's root created in its own registry
+    other = server.ecr_as(server.create_key(OTHER_ACCOUNT))
     name = unique_name()
-    created = ecr.create_repository(registryId=OTHER_ACCOUNT, repositoryName=name)["repository"]
+    created = other.create_repository(registryId=OTHER_ACCOUNT, repositoryName=name)["repository"]
     assert created["registryId"] == OTHER_ACCOUNT
     assert created["repositoryArn"] == f"arn:aws:ecr:{REGION}:{OTHER_ACCOUNT}:repository/{name}"
     # Then it is found there and not in the default registry
-    assert describe_one(ecr, name, registryId=OTHER_ACCOUNT)["repositoryName"] == name
+    assert describe_one(other, name, registryId=OTHER_ACCOUNT)["repositoryName"] == name
     assert_absent(ecr, name)
+    # and the default account may not look into it without a repository policy
+    expect_error(
+        "AccessDeniedException",
+        ecr.describe_repositories,
+        registryId=OTHER_ACCOUNT,
+        repositoryNames=[name],
+    )
 
 
 # DeleteRepository

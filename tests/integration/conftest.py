@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
@@ -30,10 +31,26 @@ def containers_config(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Pat
     return {"registries": registries, "policy": policy}
 
 
+def write_auth_file(path: Path, host: str, password: str, username: str = "AWS") -> Path:
+    """A containers auth file (docker config format) holding one login."""
+    login = base64.b64encode(f"{username}:{password}".encode()).decode()
+    path.write_text(json.dumps({"auths": {host: {"auth": login}}}))
+    return path
+
+
 @pytest.fixture(scope="session")
-def client_environment(containers_config: dict[str, Path]) -> dict[str, str]:
+def client_environment(
+    server: EcrdServer,
+    containers_config: dict[str, Path],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> dict[str, str]:
+    """skopeo's and podman's environment: our config, and logged in to the server as its
+    root with a registry token (as `aws ecr get-login-password | podman login` leaves it)."""
     environment = dict(os.environ)
     environment["CONTAINERS_REGISTRIES_CONF"] = str(containers_config["registries"])
+    auth_file = tmp_path_factory.mktemp("auth") / "auth.json"
+    write_auth_file(auth_file, server.host, server.registry_password())
+    environment["REGISTRY_AUTH_FILE"] = str(auth_file)
     return environment
 
 

@@ -31,7 +31,8 @@ def _refuse_to_retry(seconds: float) -> NoReturn:
 def oras_client(server: EcrdServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """An oras client on plain HTTP that fails at once where it would sleep and retry."""
     monkeypatch.setattr(oras.decorator, "time", types.SimpleNamespace(sleep=_refuse_to_retry))
-    registry = oras.client.OrasClient(hostname=server.host, insecure=True)
+    registry = oras.client.OrasClient(hostname=server.host, insecure=True, auth_backend="basic")
+    registry.auth.set_basic_auth("AWS", server.registry_password())
     yield registry
     registry.session.close()
 

@@ -7,7 +7,7 @@ import time
 
 import httpx
 
-from tests.conftest import EcrdServer
+from tests.conftest import EcrdServer, basic_login
 from tests.oci.helpers import digest_of, start_upload
 
 DATA = bytes(range(256)) * 64  # 16 KiB
@@ -23,7 +23,7 @@ def _range_end(response: httpx.Response) -> int:
 def test_upload_continues_across_restart(own_server: EcrdServer, repository_name: str) -> None:
     # given an upload holding the first half of a blob
     half = len(DATA) // 2
-    with httpx.Client(base_url=own_server.url, timeout=30) as client:
+    with own_server.http() as client:
         location = start_upload(client, repository_name)
         first = client.patch(
             location, content=DATA[:half], headers={"Content-Range": f"0-{half - 1}"}
@@ -31,7 +31,7 @@ def test_upload_continues_across_restart(own_server: EcrdServer, repository_name
         assert first.status_code == 202
     # when the server restarts
     own_server.restart()
-    with httpx.Client(base_url=own_server.url, timeout=30) as client:
+    with own_server.http() as client:
         # then the upload's progress survived
         status = client.get(location)
         assert status.status_code == 204
@@ -60,6 +60,7 @@ def test_client_disconnect_mid_patch_can_resume(
     head = (
         f"PATCH {location} HTTP/1.1\r\n"
         f"Host: {server.host}\r\n"
+        f"Authorization: Basic {basic_login(server)}\r\n"
         "Content-Type: application/octet-stream\r\n"
         f"Content-Length: {len(DATA)}\r\n\r\n"
     )

@@ -118,7 +118,7 @@ def test_invalid_n_is_refused(client: httpx.Client, repository_name: str) -> Non
 def test_catalog_pages_with_n_and_last(own_server: EcrdServer) -> None:
     # given an empty registry and five repositories pushed to it
     names = ["zeta", "alpha/one", "alpha", "beta/b/c", "alpha-two"]
-    with httpx.Client(base_url=own_server.url, timeout=30) as client:
+    with own_server.http() as client:
         assert client.get("/v2/_catalog").json() == {"repositories": []}
         for name in names:
             push_blob(client, name, b"data")

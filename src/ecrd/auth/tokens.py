@@ -1,9 +1,14 @@
 """Registry tokens: what GetAuthorizationToken hands out for `docker login`.
 
-A token is `<payload>.<signature>`, both base64url: the payload is JSON naming the account,
-region, principal and expiry; the signature is HMAC-SHA256 under a key generated once per
-installation and kept in the data folder (mode 0600), so every process sharing the folder
-accepts every other's tokens. Nothing about a token is stored.
+A token is `<payload>.<signature>`, both base64url: the payload is JSON naming the
+principal (account and user, none for the root), the region and the expiry; the signature
+is HMAC-SHA256 under a key generated once per installation and kept in the data folder
+(mode 0600), so every process sharing the folder accepts every other's tokens. Nothing about
+a token is stored: the principal's permissions are read when the token is used, so a changed
+policy applies at once and a user whose last key is deleted loses access.
+
+The same key signs the download URLs GetDownloadUrlForLayer hands out, as S3 presigned URLs
+are on AWS: a path, an expiry and an HMAC over both.
 """
 
 from __future__ import annotations
@@ -21,15 +26,23 @@ from pathlib import Path
 from ecrd.metadata.records import utcnow
 
 TOKEN_LIFETIME = timedelta(hours=12)
+DOWNLOAD_URL_LIFETIME = timedelta(hours=1)
 KEY_FILE = "token-signing.key"
+EXPIRES_PARAMETER = "X-Ecrd-Expires"
+SIGNATURE_PARAMETER = "X-Ecrd-Signature"
 
 
 @dataclass(frozen=True)
 class RegistryToken:
     account_id: str
+    # None: the account's root.
+    user_name: str | None
     region: str
-    principal: str
     expires_at: datetime
+
+    @property
+    def expired(self) -> bool:
+        return self.expires_at <= utcnow()
 
 
 def _b64(data: bytes) -> str:
@@ -59,11 +72,11 @@ class TokenIssuer:
     def __init__(self, key: bytes) -> None:
         self._key = key
 
-    def issue(self, account_id: str, region: str, principal: str) -> tuple[str, datetime]:
-        """A new token and when it expires."""
+    def issue(self, account_id: str, user_name: str | None, region: str) -> tuple[str, datetime]:
+        """A new token for the principal (account, user) and when it expires."""
         expires_at = utcnow() + TOKEN_LIFETIME
         payload = json.dumps(
-            {"a": account_id, "r": region, "p": principal, "e": int(expires_at.timestamp())},
+            {"a": account_id, "u": user_name, "r": region, "e": int(expires_at.timestamp())},
             separators=(",", ":"),
         ).encode()
         return f"{_b64(payload)}.{_b64(self._sign(payload))}", expires_at
@@ -81,10 +94,25 @@ class TokenIssuer:
             return None
         return RegistryToken(
             account_id=claims["a"],
+            user_name=claims["u"],
             region=claims["r"],
-            principal=claims["p"],
             expires_at=datetime.fromtimestamp(claims["e"], tz=utcnow().tzinfo),
         )
+
+    def presign(self, path: str) -> str:
+        """The query string that lets anyone GET `path` until it expires."""
+        expires = int((utcnow() + DOWNLOAD_URL_LIFETIME).timestamp())
+        signature = _b64(self._sign(f"{path}\n{expires}".encode()))
+        return f"{EXPIRES_PARAMETER}={expires}&{SIGNATURE_PARAMETER}={signature}"
+
+    def presigned(self, path: str, expires: str | None, signature: str | None) -> bool:
+        """Whether a presigned URL's parameters are this installation's and still valid."""
+        if not expires or not signature or not expires.isdigit():
+            return False
+        if int(expires) <= utcnow().timestamp():
+            return False
+        expected = _b64(self._sign(f"{path}\n{expires}".encode()))
+        return hmac.compare_digest(expected, signature)
 
     def _sign(self, payload: bytes) -> bytes:
         return hmac.new(self._key, payload, hashlib.sha256).digest()

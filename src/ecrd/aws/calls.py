@@ -8,6 +8,7 @@ from typing import Any
 
 from botocore.model import OperationModel  # type: ignore[import-untyped]
 
+from ecrd.auth.principals import Principal
 from ecrd.metadata.records import Registry, Repository
 from ecrd.registry.services import RegistryServices
 from ecrd.settings import Settings
@@ -18,10 +19,16 @@ class Call:
     services: RegistryServices
     settings: Settings
     operation: OperationModel
-    # The caller's account and the region of the request's credential scope.
-    account_id: str
+    # Who signed the call, and the region of its credential scope.
+    principal: Principal
     region: str
     request_id: str
+
+    @property
+    def account_id(self) -> str:
+        """The caller's account: the registry a call means when it names none."""
+        assert self.principal.account_id is not None  # API calls are always signed
+        return self.principal.account_id
 
     async def registry(self, params: dict[str, Any], kind: str = "private") -> Registry:
         """The registry `registryId` names, or the caller's own in the request's region."""

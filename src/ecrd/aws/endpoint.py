@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -18,20 +17,23 @@ from typing import Any
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
+from ecrd.auth.authorizer import AccessDenied, Origin
+from ecrd.auth.principals import Principal, root_of
 from ecrd.aws.calls import Call
 from ecrd.aws.errors import AwsError, from_registry_error, generic_error, unsupported
 from ecrd.aws.model import AwsService
+from ecrd.aws.permissions import authorize_call, request_tags
 from ecrd.aws.serialization import serialize_output
+from ecrd.aws.signature import ReceivedRequest, read_signature, unknown_key, verify_signature
 from ecrd.aws.validation import ParameterInvalid, validate_input
 from ecrd.errors import RegistryError
+from ecrd.settings import Settings
 
 Operation = Callable[[Call, dict[str, Any]], Awaitable[dict[str, Any]]]
 
 CONTENT_TYPE = "application/x-amz-json-1.1"
 # The largest request is UploadLayerPart: a 20 MiB part, base64-encoded, plus JSON around it.
 MAX_BODY_BYTES = 28 * 1024 * 1024
-_CREDENTIAL_REGION = re.compile(r"Credential=[^/,\s]+/\d{8}/([a-z0-9-]+)/")
-_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
 logger = logging.getLogger("ecrd.aws")
 
 
@@ -66,7 +68,9 @@ class AwsEndpoint:
         operation = service.operation(operation_name) if service is not None else None
         if service is None or operation is None:
             raise AwsError("UnknownOperationException", f"Unknown operation {target[:200]!r}")
-        params = _parse_json(await _read_body(request))
+        body = await _read_body(request)
+        principal, region = await _authenticate(request, body, service)
+        params = _parse_json(body)
         try:
             validated = validate_input(operation.input_shape, params)
         except ParameterInvalid as invalid:
@@ -84,12 +88,15 @@ class AwsEndpoint:
             services=request.app.state.services,
             settings=request.app.state.settings,
             operation=operation,
-            account_id=request.app.state.settings.account_id,
-            region=_region_of(request, request.app.state.settings.region),
+            principal=principal,
+            region=region,
             request_id=request_id,
         )
         try:
+            await authorize_call(call, validated, _origin(request, validated))
             return await implementation(call, validated), operation.output_shape
+        except AccessDenied as denied:
+            raise AwsError("AccessDeniedException", denied.message) from None
         except RegistryError as error:
             raise from_registry_error(error, operation) from None
 
@@ -123,12 +130,37 @@ def _parse_json(body: bytes) -> Any:
         ) from None
 
 
-def _region_of(request: Request, default_region: str) -> str:
-    """The region of the SigV4 credential scope; the default one when unsigned."""
-    match = _CREDENTIAL_REGION.search(request.headers.get("authorization", ""))
-    if match is not None and _REGION.match(match.group(1)):
-        return match.group(1)
-    return default_region
+async def _authenticate(
+    request: Request, body: bytes, service: AwsService
+) -> tuple[Principal, str]:
+    """The principal whose key signed the request, and the region of its credential scope."""
+    received = ReceivedRequest(
+        method=request.method,
+        path=request.url.path,
+        query=request.url.query,
+        headers=[
+            (name.decode("latin-1").lower(), value.decode("latin-1"))
+            for name, value in request.scope["headers"]
+        ],
+        body=body,
+    )
+    signed = read_signature(received, service.model.signing_name)
+    settings: Settings = request.app.state.settings
+    if settings.auth_mode == "open":
+        return root_of(settings.account_id), signed.region
+    owner = await request.app.state.services.identities.owner_of(signed.access_key_id)
+    if owner is None:
+        raise unknown_key()
+    verify_signature(received, signed, owner.secret_access_key)
+    return owner.principal, signed.region
+
+
+def _origin(request: Request, params: dict[str, Any]) -> Origin:
+    return Origin(
+        source_ip=request.client.host if request.client else None,
+        secure=request.url.scheme == "https",
+        extra=request_tags(params),
+    )
 
 
 def _response(status: int, body: str, request_id: str, error_code: str | None = None) -> Response:

@@ -48,6 +48,8 @@ class Repository:
     scan_on_push: bool = False
     encryption_type: str = "AES256"
     kms_key: str | None = None
+    # The repository policy (IAM JSON), read with the row because every request checks it.
+    policy_text: str | None = None
 
     def tag_is_immutable(self, tag: str) -> bool:
         """Whether `tag`, once set, may not move: the mutability setting and its exclusions."""

@@ -35,6 +35,7 @@ COLUMNS = (
     repositories.c.scan_on_push,
     repositories.c.encryption_type,
     repositories.c.kms_key,
+    repositories.c.policy_text,
 )
 
 
@@ -50,6 +51,7 @@ def repository_record(row: Any) -> Repository:
         scan_on_push=bool(row.scan_on_push),
         encryption_type=row.encryption_type,
         kms_key=row.kms_key,
+        policy_text=row.policy_text,
     )
 
 

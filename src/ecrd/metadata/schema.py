@@ -8,6 +8,8 @@
                 │                 └─< uploads
                 └ (account_id, region, kind) unique
 
+    iam_users ─< access_keys      (an access key with no user is its account's root key)
+
 Blobs are stored once per store and keyed by digest; a repository may use one only through a
 repository_blobs link. What a manifest references is kept as rows so that "is this in use",
 garbage collection and referrers are plain indexed queries. Every list query has an index.
@@ -178,4 +180,29 @@ uploads = Table(
     Column("updated_at", Timestamp, nullable=False),
     Index(None, "updated_at"),
     Index(None, "repository_id"),
+)
+
+iam_users = Table(
+    "iam_users",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("account_id", String(12), nullable=False),
+    Column("name", String(64), nullable=False),
+    # JSON list of the identity policies (IAM JSON texts) attached to the user.
+    Column("policies_json", Text, nullable=False, default="[]"),
+    Column("created_at", Timestamp, nullable=False),
+    UniqueConstraint("account_id", "name"),
+)
+
+access_keys = Table(
+    "access_keys",
+    metadata,
+    Column("access_key_id", String(32), primary_key=True),
+    # SigV4 derives each day's signing key from the secret itself, so the secret is kept as
+    # issued (as AWS must too); only the metadata store holds it.
+    Column("secret_access_key", String(64), nullable=False),
+    Column("account_id", String(12), nullable=False),
+    Column("user_id", ForeignKey("iam_users.id", ondelete="CASCADE"), nullable=True),
+    Column("created_at", Timestamp, nullable=False),
+    Index(None, "user_id"),
 )

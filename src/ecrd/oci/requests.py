@@ -27,12 +27,19 @@ async def registry_of(request: Request) -> Registry:
 
 
 async def repository_to_read(request: Request) -> Repository:
+    """The repository named in the path; the one authorization looked up when it did."""
+    known: Repository | None = getattr(request.state, "repository", None)
+    if known is not None:
+        return known
     services = services_of(request)
     registry = await registry_of(request)
     return await services.repositories.find(registry, request.path_params["name"])
 
 
 async def repository_to_write(request: Request) -> Repository:
+    known: Repository | None = getattr(request.state, "repository", None)
+    if known is not None:
+        return known
     services = services_of(request)
     registry = await registry_of(request)
     return await services.repositories.for_push(registry, request.path_params["name"])

@@ -9,6 +9,7 @@ from starlette.responses import Response
 
 from ecrd.errors import RegistryError
 from ecrd.metadata.records import Blob, Repository, Upload
+from ecrd.oci.access import DOWNLOAD, allowed
 from ecrd.oci.errors import OciError
 from ecrd.oci.requests import (
     body_chunks,
@@ -75,9 +76,12 @@ async def _try_mount(
 ) -> Blob | None:
     services = services_of(request)
     registry = await registry_of(request)
+    # A source that is missing, misnamed or not readable by the caller: a plain upload instead.
+    if not await allowed(request, DOWNLOAD, registry, source_name):
+        return None
     try:
         source = await services.repositories.find(registry, source_name)
-    except RegistryError:  # a source that is missing or misnamed: a plain upload instead
+    except RegistryError:
         return None
     return await services.blobs.mount(repository, source, digest)
 

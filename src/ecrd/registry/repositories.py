@@ -6,6 +6,7 @@ import asyncio
 
 from ecrd.blobs.store import BlobStore
 from ecrd.errors import (
+    NameInvalid,
     ParameterInvalid,
     PolicyNotFound,
     RepositoryAlreadyExists,
@@ -66,6 +67,14 @@ class RepositoryService:
         if repository is None:
             raise repository_not_found(registry, name)
         return repository
+
+    async def lookup(self, registry: Registry, name: str) -> Repository | None:
+        """The repository named `name`, or None when there is none (or the name is invalid)."""
+        try:
+            check_repository_name(name)
+        except NameInvalid:
+            return None
+        return await self._repositories.get(registry.id, name)
 
     async def for_push(self, registry: Registry, name: str) -> Repository:
         """The repository to push into, created first when create-on-push is on."""

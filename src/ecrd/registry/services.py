@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ecrd.auth.authorizer import Authorizer
 from ecrd.auth.tokens import TokenIssuer, load_signing_key
 from ecrd.blobs.filesystem import FilesystemBlobStore
 from ecrd.metadata.blobs import BlobRecords
 from ecrd.metadata.database import Database
+from ecrd.metadata.identities import IdentityStore
 from ecrd.metadata.images import ImageStore
 from ecrd.metadata.manifests import ManifestStore
 from ecrd.metadata.records import Registry
@@ -36,6 +38,8 @@ class RegistryServices:
     layers: LayerService
     hosts: RegistryHosts
     tokens: TokenIssuer
+    identities: IdentityStore
+    authorizer: Authorizer
     default_account_id: str
     default_region: str
 
@@ -55,12 +59,12 @@ def build_services(settings: Settings, database: Database | None = None) -> Regi
     blob_records = BlobRecords(database)
     uploads = UploadService(UploadStore(database), blob_records, blob_store)
     manifests = ManifestService(ManifestStore(database), settings.max_manifest_bytes)
+    registries = RegistryStore(database)
+    repository_store = RepositoryStore(database)
     return RegistryServices(
         database=database,
-        registries=RegistryStore(database),
-        repositories=RepositoryService(
-            RepositoryStore(database), blob_store, settings.create_on_push
-        ),
+        registries=registries,
+        repositories=RepositoryService(repository_store, blob_store, settings.create_on_push),
         blobs=BlobService(blob_records, blob_store),
         uploads=uploads,
         manifests=manifests,
@@ -68,6 +72,8 @@ def build_services(settings: Settings, database: Database | None = None) -> Regi
         layers=LayerService(uploads, blob_records),
         hosts=RegistryHosts(settings),
         tokens=TokenIssuer(load_signing_key(settings.data_dir)),
+        identities=IdentityStore(database),
+        authorizer=Authorizer(registries, repository_store),
         default_account_id=settings.account_id,
         default_region=settings.region,
     )

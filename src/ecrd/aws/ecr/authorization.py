@@ -14,8 +14,10 @@ async def get_authorization_token(call: Call, params: dict[str, Any]) -> dict[st
     account_ids = params.get("registryIds") or [call.account_id]
     data = []
     for account_id in dict.fromkeys(account_ids):
+        # The token carries the caller, not the registry: each pull and push it makes is
+        # authorized as that caller against the registry it addresses.
         token, expires_at = call.services.tokens.issue(
-            account_id, call.region, f"arn:aws:iam::{call.account_id}:root"
+            call.account_id, call.principal.user_name, call.region
         )
         data.append(
             {

@@ -112,5 +112,7 @@ async def get_download_url_for_layer(call: Call, params: dict[str, Any]) -> dict
         ) from None
     url = await call.services.blobs.redirect_url(blob)
     if url is None:
-        url = f"{call.registry_url(registry)}/v2/{repository.name}/blobs/{blob.digest}"
+        # Like ECR's S3 URL, it works without credentials until it expires.
+        path = f"/v2/{repository.name}/blobs/{blob.digest}"
+        url = f"{call.registry_url(registry)}{path}?{call.services.tokens.presign(path)}"
     return {"downloadUrl": url, "layerDigest": blob.digest}

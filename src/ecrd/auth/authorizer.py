@@ -1,0 +1,126 @@
+"""Authorizing one action on one resource: gathers the policies and the request's condition
+keys, and asks the IAM evaluation for a decision. Both front doors call this."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import lru_cache
+
+from ecrd.auth.evaluation import AccessRequest, evaluate
+from ecrd.auth.policy_document import PolicyDocument, PolicyDocumentInvalid, parse_policy
+from ecrd.auth.principals import Principal
+from ecrd.metadata.records import Registry, Repository
+from ecrd.metadata.registries import RegistryStore
+from ecrd.metadata.repositories import RepositoryStore
+
+logger = logging.getLogger("ecrd.auth")
+
+
+class AccessDenied(Exception):
+    """The caller may not do this; `message` is AWS's AccessDenied wording."""
+
+    def __init__(self, message: str, principal: Principal) -> None:
+        super().__init__(message)
+        self.message = message
+        self.principal = principal
+
+
+@dataclass(frozen=True)
+class Target:
+    """What an action is done to: a resource ARN (or "*") in one registry, and the repository
+    when it exists (its policy and tags take part)."""
+
+    registry: Registry
+    resource: str
+    repository: Repository | None = None
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where the request came from, for aws:SourceIp and aws:SecureTransport."""
+
+    source_ip: str | None
+    secure: bool
+    # Request-specific keys, e.g. aws:RequestTag/<key> and aws:TagKeys on CreateRepository.
+    extra: Mapping[str, str | Sequence[str]] = field(default_factory=dict)
+
+
+@lru_cache(maxsize=1024)
+def _parsed(text: str, kind: str) -> PolicyDocument:
+    # Policies are re-read on every request; parsing each distinct text once is enough.
+    return parse_policy(text, kind)  # type: ignore[arg-type]
+
+
+class Authorizer:
+    def __init__(self, registries: RegistryStore, repositories: RepositoryStore) -> None:
+        self._registries = registries
+        self._repositories = repositories
+
+    async def check(
+        self, principal: Principal, action: str, target: Target, origin: Origin
+    ) -> None:
+        """Return if `principal` may do `action` to `target`; AccessDenied otherwise."""
+        resource_texts = []
+        if target.repository is not None and target.repository.policy_text:
+            resource_texts.append(target.repository.policy_text)
+        registry_policy = await self._registries.policy(target.registry.id)
+        if registry_policy:
+            resource_texts.append(registry_policy)
+        try:
+            identity = [_parsed(text, "identity") for text in principal.identity_policies]
+            resource = [_parsed(text, "resource") for text in resource_texts]
+        except PolicyDocumentInvalid as error:
+            # A stored policy that no longer parses must not silently drop a Deny.
+            logger.error("a stored policy cannot be read: %s", error.message)
+            raise AccessDenied(
+                f"User: {principal.display_arn} is not authorized to perform: {action} on "
+                f"resource: {target.resource} because a policy that applies cannot be read",
+                principal,
+            ) from None
+        context = await self._context(principal, target, origin, identity + resource)
+        request = AccessRequest(
+            principal=principal,
+            action=action,
+            resource=target.resource,
+            resource_account=target.registry.account_id,
+            context=context,
+            identity_policies=identity,
+            resource_policies=resource,
+        )
+        decision = evaluate(request)
+        if not decision.allowed:
+            raise AccessDenied(decision.denial_message(request), principal)
+
+    async def _context(
+        self,
+        principal: Principal,
+        target: Target,
+        origin: Origin,
+        policies: list[PolicyDocument],
+    ) -> dict[str, str | Sequence[str]]:
+        now = datetime.now(UTC)
+        context: dict[str, str | Sequence[str]] = {
+            "aws:CurrentTime": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "aws:EpochTime": str(int(now.timestamp())),
+            "aws:SecureTransport": "true" if origin.secure else "false",
+            "aws:RequestedRegion": target.registry.region,
+            "aws:ResourceAccount": target.registry.account_id,
+        }
+        if origin.source_ip:
+            context["aws:SourceIp"] = origin.source_ip
+        if principal.account_id is not None and principal.arn is not None:
+            context["aws:PrincipalAccount"] = principal.account_id
+            context["aws:PrincipalArn"] = principal.arn
+            context["aws:PrincipalType"] = "Account" if principal.is_root else "User"
+        if principal.user_name is not None:
+            context["aws:username"] = principal.user_name
+        if target.repository is not None and any(p.mentions_resource_tags() for p in policies):
+            tags = await self._repositories.resource_tags(target.repository.id)
+            for key, value in tags.items():
+                context[f"ecr:ResourceTag/{key}"] = value
+                context[f"aws:ResourceTag/{key}"] = value
+        context.update(origin.extra)
+        return context

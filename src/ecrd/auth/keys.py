@@ -1,0 +1,82 @@
+"""Access keys: making new ones, and the root key an empty store starts with."""
+
+from __future__ import annotations
+
+import re
+import secrets
+import string
+import sys
+from dataclasses import dataclass
+
+from ecrd.metadata.identities import IdentityStore
+from ecrd.settings import Settings
+
+# AWS's own forms: "AKIA" and 16 upper-case letters or digits; a 40-character secret.
+_ID_ALPHABET = string.ascii_uppercase + "234567"
+_SECRET_ALPHABET = string.ascii_letters + string.digits
+_SECRET_PATTERN = re.compile(r"^[A-Za-z0-9/+=]{16,64}$")
+USER_NAME_PATTERN = re.compile(r"^[\w+=,.@-]{1,64}$")
+
+
+@dataclass(frozen=True)
+class NewKey:
+    access_key_id: str
+    secret_access_key: str
+
+
+def new_key() -> NewKey:
+    return NewKey(
+        "AKIA" + "".join(secrets.choice(_ID_ALPHABET) for _ in range(16)),
+        "".join(secrets.choice(_SECRET_ALPHABET) for _ in range(40)),
+    )
+
+
+async def bootstrap_root_key(settings: Settings, identities: IdentityStore) -> NewKey | None:
+    """The default account's root key, for a store that has none yet.
+
+    With ECRD_BOOTSTRAP_* set, that pair is the root key (added at any start where it is
+    missing, so a CI script can rely on it). Otherwise an empty store gets a generated key,
+    returned so that it can be shown once; None when nothing was generated.
+    """
+    if settings.bootstrap_access_key_id:
+        await _ensure_given_key(settings, identities)
+        return None
+    if await identities.any_key():
+        return None
+    key = new_key()
+    await identities.create_key(
+        key.access_key_id, key.secret_access_key, settings.account_id, None, None
+    )
+    return key
+
+
+async def _ensure_given_key(settings: Settings, identities: IdentityStore) -> None:
+    secret = settings.bootstrap_secret_access_key.get_secret_value()
+    if not _SECRET_PATTERN.match(secret):
+        raise ValueError(
+            "ECRD_BOOTSTRAP_SECRET_ACCESS_KEY must be 16 to 64 characters of A-Z a-z 0-9 / + ="
+        )
+    owner = await identities.owner_of(settings.bootstrap_access_key_id)
+    if owner is None:
+        await identities.create_key(
+            settings.bootstrap_access_key_id, secret, settings.account_id, None, None
+        )
+    elif not secrets.compare_digest(owner.secret_access_key, secret):
+        raise ValueError(
+            f"access key {settings.bootstrap_access_key_id} already exists with another secret"
+        )
+
+
+def print_bootstrap_key(key: NewKey, settings: Settings) -> None:
+    """Show a generated root key once, on the terminal (never through the logs)."""
+    print(
+        "\n"
+        f"ecrd created the root access key of account {settings.account_id}.\n"
+        "It is shown only this once; keep the secret now:\n\n"
+        f"    aws configure set aws_access_key_id {key.access_key_id}\n"
+        f"    aws configure set aws_secret_access_key {key.secret_access_key}\n"
+        f"    aws configure set region {settings.region}\n\n"
+        "More keys: `ecrd keys create --account ACCOUNT --user NAME [--policy FILE]`.\n",
+        file=sys.stderr,
+        flush=True,
+    )

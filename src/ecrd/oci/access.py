@@ -1,0 +1,172 @@
+"""Who may do what on /v2/: registry-token logins, and each request as the ECR action it is.
+
+A client logs in with Basic auth, user `AWS` and a GetAuthorizationToken token (what
+`aws ecr get-login-password` prints). Every request is then authorized exactly like the API
+call it stands for (a manifest GET is `ecr:BatchGetImage`, a PATCH `ecr:UploadLayerPart`, ...),
+against the same identity, repository and registry policies. A request without credentials
+is anonymous: it gets through only where a repository policy grants `*`, and otherwise gets
+401 with the Basic challenge, which makes clients that have credentials send them.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Awaitable, Callable
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from ecrd.auth.authorizer import AccessDenied, Origin, Target
+from ecrd.auth.principals import ANONYMOUS, Principal, root_of
+from ecrd.auth.tokens import EXPIRES_PARAMETER, SIGNATURE_PARAMETER
+from ecrd.metadata.records import Registry
+from ecrd.names import check_repository_name
+from ecrd.oci.errors import OciError, error_response
+from ecrd.oci.requests import registry_of, services_of
+from ecrd.registry.repositories import repository_arn
+from ecrd.settings import Settings
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+PULL = "ecr:BatchGetImage"
+DOWNLOAD = "ecr:GetDownloadUrlForLayer"
+CHECK_LAYER = "ecr:BatchCheckLayerAvailability"
+INITIATE_UPLOAD = "ecr:InitiateLayerUpload"
+UPLOAD_PART = "ecr:UploadLayerPart"
+COMPLETE_UPLOAD = "ecr:CompleteLayerUpload"
+PUSH = "ecr:PutImage"
+DELETE = "ecr:BatchDeleteImage"
+LIST = "ecr:ListImages"
+CATALOG = "ecr:DescribeRepositories"
+# A push into a repository that does not exist yet creates it (create-on-push).
+CREATE = "ecr:CreateRepository"
+_PUSH_ACTIONS = {INITIATE_UPLOAD, UPLOAD_PART, COMPLETE_UPLOAD, PUSH}
+
+TOKEN_EXPIRED = "Your authorization token has expired. Reauthenticate and try again."
+
+
+class Unauthorized(Exception):
+    """No usable credentials: answered with 401 and the Basic challenge."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+def guarded(endpoint: Endpoint, action: str | None) -> Endpoint:
+    """`endpoint`, run only for callers allowed `action` (None: any signed-in caller)."""
+
+    async def admitted(request: Request) -> Response:
+        await admit(request, action)
+        return await endpoint(request)
+
+    admitted.__name__ = endpoint.__name__
+    return admitted
+
+
+async def admit(request: Request, action: str | None) -> None:
+    if action == DOWNLOAD and _presigned(request):
+        return
+    principal = await authenticate(request)
+    request.state.principal = principal
+    if action is None:
+        if principal.is_anonymous:
+            raise Unauthorized("authentication required")
+        return
+    registry = await registry_of(request)
+    name = request.path_params.get("name")
+    if name is None:
+        target = Target(registry, repository_arn(registry, "*"))
+        await _check(request, principal, action, target)
+        return
+    check_repository_name(name)
+    repository = await services_of(request).repositories.lookup(registry, name)
+    # The handlers reuse this lookup instead of repeating it.
+    request.state.repository = repository
+    target = Target(registry, repository_arn(registry, name), repository)
+    await _check(request, principal, action, target)
+    if repository is None and action in _PUSH_ACTIONS:
+        await _check(request, principal, CREATE, Target(registry, repository_arn(registry, name)))
+
+
+async def allowed(request: Request, action: str, registry: Registry, name: str) -> bool:
+    """Whether the request's caller may also do `action` on another repository (a mount's
+    source); False when that repository does not exist."""
+    repository = await services_of(request).repositories.lookup(registry, name)
+    if repository is None:
+        return False
+    principal: Principal = getattr(request.state, "principal", ANONYMOUS)
+    try:
+        await _check(request, principal, action, Target(registry, repository.arn, repository))
+    except OciError:
+        return False
+    except Unauthorized:
+        return False
+    return True
+
+
+async def _check(request: Request, principal: Principal, action: str, target: Target) -> None:
+    origin = Origin(
+        source_ip=request.client.host if request.client else None,
+        secure=request.url.scheme == "https",
+    )
+    try:
+        await services_of(request).authorizer.check(principal, action, target, origin)
+    except AccessDenied as denied:
+        if principal.is_anonymous:
+            raise Unauthorized("authentication required") from None
+        raise OciError(403, "DENIED", denied.message) from None
+
+
+async def authenticate(request: Request) -> Principal:
+    """The caller a request's Basic credentials name; ANONYMOUS when it sends none."""
+    settings: Settings = request.app.state.settings
+    if settings.auth_mode == "open":
+        return root_of(settings.account_id)
+    header = request.headers.get("authorization")
+    if not header:
+        return ANONYMOUS
+    scheme, _, credentials = header.partition(" ")
+    if scheme.lower() != "basic":
+        raise Unauthorized("only Basic authentication with a registry token is supported")
+    try:
+        decoded = base64.b64decode(credentials.strip(), validate=True).decode()
+        user, _, password = decoded.partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        raise Unauthorized("malformed Basic credentials") from None
+    if not user and not password:
+        # What clients such as skopeo send when they have no credentials for this host.
+        return ANONYMOUS
+    services = services_of(request)
+    token = services.tokens.read(password) if user == "AWS" else None
+    if token is None:
+        raise Unauthorized("invalid username or authorization token")
+    if token.expired:
+        raise OciError(403, "DENIED", TOKEN_EXPIRED)
+    principal = await services.identities.principal(token.account_id, token.user_name)
+    if principal is None:
+        raise Unauthorized("the user this token was issued to no longer exists")
+    return principal
+
+
+def _presigned(request: Request) -> bool:
+    """A download URL from GetDownloadUrlForLayer, still valid."""
+    query = request.query_params
+    if SIGNATURE_PARAMETER not in query:
+        return False
+    return services_of(request).tokens.presigned(
+        request.url.path, query.get(EXPIRES_PARAMETER), query.get(SIGNATURE_PARAMETER)
+    )
+
+
+async def unauthorized(request: Request, error: Exception) -> Response:
+    if not isinstance(error, Unauthorized):
+        raise error
+    settings: Settings = request.app.state.settings
+    host = request.headers.get("host", settings.public_address).replace('"', "")
+    realm = f"{settings.public_scheme}://{host}"
+    challenge = f'Basic realm="{realm}",service="ecr.amazonaws.com"'
+    return error_response(
+        request, 401, "UNAUTHORIZED", error.message, headers={"WWW-Authenticate": challenge}
+    )
