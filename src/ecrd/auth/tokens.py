@@ -72,9 +72,15 @@ class TokenIssuer:
     def __init__(self, key: bytes) -> None:
         self._key = key
 
-    def issue(self, account_id: str, user_name: str | None, region: str) -> tuple[str, datetime]:
+    def issue(
+        self,
+        account_id: str,
+        user_name: str | None,
+        region: str,
+        lifetime: timedelta = TOKEN_LIFETIME,
+    ) -> tuple[str, datetime]:
         """A new token for the principal (account, user) and when it expires."""
-        expires_at = utcnow() + TOKEN_LIFETIME
+        expires_at = utcnow() + lifetime
         payload = json.dumps(
             {"a": account_id, "u": user_name, "r": region, "e": int(expires_at.timestamp())},
             separators=(",", ":"),
