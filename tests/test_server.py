@@ -1,4 +1,5 @@
-"""The server process: plain HTTP answers a TLS hello with a 400, and --tls-cert serves HTTPS."""
+"""The server process: plain HTTP answers a TLS hello with a 400, request heads are bounded,
+and --tls-cert serves HTTPS."""
 
 from __future__ import annotations
 
@@ -32,6 +33,27 @@ def test_tls_hello_on_plain_http_gets_an_http_400(server: EcrdServer) -> None:
         reply = connection.recv(64)
     # then it answers in HTTP, so the client can fall back to plain HTTP
     assert reply.startswith(b"HTTP/1.1 400")
+
+
+def test_an_endless_request_head_is_cut_off_with_431(server: EcrdServer) -> None:
+    # given a client that keeps sending one header and never ends the head
+    piece = b"a" * 8192
+    sent = 0
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as connection:
+        connection.sendall(b"GET /v2/ HTTP/1.1\r\nHost: x\r\nX-Filler: ")
+        try:
+            while sent < 4 * 1024 * 1024:  # bounded: 4 MiB at most
+                connection.sendall(piece)
+                sent += len(piece)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the server hung up, as it should
+        try:
+            reply = connection.recv(64)
+        except ConnectionResetError:
+            reply = b""
+    # then the server stopped reading long before 4 MiB: 431, or a closed connection
+    assert sent < 4 * 1024 * 1024
+    assert reply == b"" or reply.startswith(b"HTTP/1.1 431")
 
 
 @pytest.fixture

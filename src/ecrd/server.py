@@ -14,6 +14,7 @@ from starlette.applications import Starlette
 
 from ecrd.app import create_app
 from ecrd.auth.keys import NewKey, bootstrap_root_key, print_bootstrap_key
+from ecrd.http_protocol import BoundedHttpToolsProtocol
 from ecrd.metadata.database import Database
 from ecrd.metadata.identities import IdentityStore
 from ecrd.settings import Settings
@@ -69,7 +70,7 @@ def serve(settings: Settings) -> None:
         "host": settings.host,
         "port": settings.port,
         "loop": "uvloop",
-        "http": "httptools",
+        "http": BoundedHttpToolsProtocol,
         "log_level": settings.log_level,
         "log_config": _log_config(settings.log_level),
         "access_log": settings.log_level == "debug",
