@@ -7,6 +7,7 @@ import copy
 import json
 import logging
 import os
+import re
 from typing import Any
 
 import uvicorn
@@ -14,6 +15,7 @@ from starlette.applications import Starlette
 
 from ecrd.app import create_app
 from ecrd.auth.keys import NewKey, bootstrap_root_key, print_bootstrap_key
+from ecrd.auth.tokens import SIGNATURE_PARAMETER
 from ecrd.http_protocol import BoundedHttpToolsProtocol
 from ecrd.metadata.database import Database
 from ecrd.metadata.identities import IdentityStore
@@ -41,6 +43,22 @@ async def _prepare_store(settings: Settings) -> NewKey | None:
         await database.close()
 
 
+class HidePresignedSignatures(logging.Filter):
+    """Access-log lines show a presigned download URL without its signature: while it is
+    valid, the URL is a credential."""
+
+    _SIGNATURE = re.compile(rf"({SIGNATURE_PARAMETER}=)[^&\s]+")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        # uvicorn's access record: (client, method, path with query, version, status)
+        if isinstance(record.args, tuple) and len(record.args) > 2:
+            path = record.args[2]
+            if isinstance(path, str) and SIGNATURE_PARAMETER in path:
+                hidden = self._SIGNATURE.sub(r"\1REDACTED", path)
+                record.args = (*record.args[:2], hidden, *record.args[3:])
+        return True
+
+
 def _log_config(level: str) -> dict[str, Any]:
     """uvicorn's logging setup, with ecrd's own logger going to the same handler."""
     config = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
@@ -49,6 +67,10 @@ def _log_config(level: str) -> dict[str, Any]:
         "level": level.upper(),
         "propagate": False,
     }
+    config.setdefault("filters", {})["hide_signatures"] = {
+        "()": "ecrd.server.HidePresignedSignatures"
+    }
+    config["handlers"]["access"]["filters"] = ["hide_signatures"]
     return config
 
 
