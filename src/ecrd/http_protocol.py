@@ -29,11 +29,15 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         super().__init__(*args, **kwargs)
         self._head_pending = True
         self._head_bytes = 0
+        self._completed = 0
 
     def data_received(self, data: bytes) -> None:
         counting = self._head_pending
+        completed = self._completed
         super().data_received(data)
-        if counting and self._head_pending:
+        # Only a read that left the same head still unfinished counts: one that finished a
+        # request (whose body may be most of it) and began the next does not.
+        if counting and self._head_pending and self._completed == completed:
             self._head_bytes += len(data)
             if self._head_bytes > MAX_HEAD_BYTES and not self.transport.is_closing():
                 self.transport.write(_TOO_LARGE)
@@ -47,3 +51,4 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         super().on_message_complete()
         self._head_pending = True
         self._head_bytes = 0
+        self._completed += 1
