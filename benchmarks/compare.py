@@ -92,7 +92,7 @@ def throughput(size: int, elapsed: float, cpu: float) -> Sample:
 
 
 async def big_layer(server: Server, path: Path, size: int, digest: str) -> tuple[Sample, Sample]:
-    async with new_client(1) as client:
+    async with new_client(server, 1) as client:
         push = await timed(
             server,
             lambda: put_blob(client, server.base, BIG_REPO, digest, file_chunks(path, size), size),
@@ -106,7 +106,7 @@ async def big_layer(server: Server, path: Path, size: int, digest: str) -> tuple
 async def small_layers(server: Server, blobs: list[tuple[str, bytes]]) -> tuple[Sample, Sample]:
     total = sum(len(data) for _, data in blobs)
     semaphore = asyncio.Semaphore(SMALL_CONCURRENCY)
-    async with new_client(SMALL_CONCURRENCY) as client:
+    async with new_client(server, SMALL_CONCURRENCY) as client:
 
         async def push_one(digest: str, data: bytes) -> None:
             async with semaphore:
@@ -149,7 +149,7 @@ async def push_manifest(server: Server, layer: tuple[str, bytes]) -> str:
         }
     ).encode()
     url = f"{server.base}/v2/{SMALL_REPO}/manifests/{TAG}"
-    async with new_client(1) as client:
+    async with new_client(server, 1) as client:
         await put_blob(client, server.base, SMALL_REPO, config_digest, config, len(config))
         response = await client.put(url, content=manifest, headers={"Content-Type": OCI_MANIFEST})
         if response.status_code != 201:
@@ -166,7 +166,10 @@ def wrk(
     server: Server, url: str, method: str, seconds: int, workdir: Path
 ) -> tuple[Sample, list[str]]:
     script = workdir / f"wrk-{method.lower()}.lua"
-    script.write_text(f'wrk.method = "{method}"\nwrk.headers["Accept"] = "{OCI_MANIFEST}"\n')
+    lines = [f'wrk.method = "{method}"', f'wrk.headers["Accept"] = "{OCI_MANIFEST}"']
+    if server.authorization:
+        lines.append(f'wrk.headers["Authorization"] = "{server.authorization}"')
+    script.write_text("\n".join(lines) + "\n")
     command = [
         WRK,
         "-c",
@@ -291,7 +294,7 @@ async def measure(args: argparse.Namespace, workdir: Path) -> list[Figure]:
                 path = urls[server.name].removeprefix(server.base)
                 cpu = server.cpu_seconds()
                 rate, count, bad, errors = await hammer(
-                    server.base, path, method, WRK_CONNECTIONS, wrk_seconds, OCI_MANIFEST
+                    server, path, method, WRK_CONNECTIONS, wrk_seconds, OCI_MANIFEST
                 )
                 cpu = server.cpu_seconds() - cpu
                 record(

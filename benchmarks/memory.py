@@ -96,7 +96,7 @@ async def check(workdir: Path, size: int, limit: int) -> bool:
             f"ecrd: pid {server.pid}, {server.base}; RSS at rest {sampler_baseline / 2**20:.1f} MiB"
         )
         with RssSampler(server.pid) as sampler:
-            async with new_client(1) as client:
+            async with new_client(server, 1) as client:
                 hasher = hashlib.sha256()
                 started = time.perf_counter()
                 digest = await patch_then_put(

@@ -11,6 +11,7 @@ import contextlib
 import hashlib
 import os
 import re
+import secrets
 import shutil
 import signal
 import socket
@@ -29,6 +30,7 @@ DISTRIBUTION = Path("/usr/bin/docker-registry")
 STARTUP_SECONDS = 60.0
 STOP_SECONDS = 15.0
 CHUNK = 1024 * 1024
+REGION = "us-east-1"
 
 DISTRIBUTION_CONFIG = """\
 version: 0.1
@@ -68,11 +70,23 @@ def require_free_space(path: Path, needed: int, what: str) -> None:
 
 
 @dataclass
+class AccessKey:
+    access_key_id: str
+    secret_access_key: str
+
+
+@dataclass
 class Server:
     name: str
     command: list[str]
     port: int
     workdir: Path
+    # Extra environment variables for the server process.
+    env: dict[str, str] = field(default_factory=dict)
+    # A key to log in with once the server is up (ecrd); None for a server without auth.
+    access_key: AccessKey | None = None
+    # The Authorization header value every request sends; set by the login.
+    authorization: str | None = None
     process: subprocess.Popen[bytes] | None = None
     log_path: Path = field(init=False)
 
@@ -96,14 +110,28 @@ class Server:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 cwd=self.workdir,
+                env={**os.environ, **self.env},
                 start_new_session=True,  # a Ctrl-C in the terminal reaches us, not it
             )
+        self._wait_ready()
+        if self.access_key is not None:
+            self.authorization = registry_login(self.base, self.access_key)
+            # The login must open /v2/, or every measurement would time 401s.
+            status = httpx.get(
+                f"{self.base}/v2/", headers={"Authorization": self.authorization}, timeout=10
+            ).status_code
+            if status != 200:
+                raise RuntimeError(f"{self.name}: /v2/ with the login gives {status}")
+
+    def _wait_ready(self) -> None:
+        """Until /v2/ answers: 200, or 401 from a server that wants a login."""
+        assert self.process is not None
         deadline = time.monotonic() + STARTUP_SECONDS
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"{self.name} exited at start:\n{self.log_tail()}")
             with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{self.base}/v2/", timeout=2).status_code == 200:
+                if httpx.get(f"{self.base}/v2/", timeout=2).status_code in (200, 401):
                     return
             time.sleep(0.2)
         raise RuntimeError(f"{self.name} not ready after {STARTUP_SECONDS}s:\n{self.log_tail()}")
@@ -140,7 +168,26 @@ class Server:
             return "(no log)"
 
 
+def registry_login(base: str, key: AccessKey) -> str:
+    """`docker login`'s Authorization header: GetAuthorizationToken through ecrd's ECR API,
+    signed with `key`, gives base64("AWS:<token>") for Basic auth."""
+    import boto3
+    from botocore.config import Config
+
+    ecr = boto3.client(
+        "ecr",
+        endpoint_url=base,
+        region_name=REGION,
+        aws_access_key_id=key.access_key_id,
+        aws_secret_access_key=key.secret_access_key,
+        config=Config(connect_timeout=10, read_timeout=30, retries={"total_max_attempts": 1}),
+    )
+    data = ecr.get_authorization_token()["authorizationData"][0]
+    return f"Basic {data['authorizationToken']}"
+
+
 def ecrd_server(workdir: Path) -> Server:
+    """ecrd with authentication on (IAM mode), started with a fresh root key to log in with."""
     port = free_port()
     data = workdir / "ecrd-data"
     command = [
@@ -155,7 +202,17 @@ def ecrd_server(workdir: Path) -> Server:
         "--log-level",
         "error",
     ]
-    return Server("ecrd", command, port, workdir)
+    key = AccessKey(
+        "AKIA" + "".join(secrets.choice("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567") for _ in range(16)),
+        secrets.token_hex(20),
+    )
+    env = {
+        "ECRD_AUTH_MODE": "iam",
+        "ECRD_REGION": REGION,
+        "ECRD_BOOTSTRAP_ACCESS_KEY_ID": key.access_key_id,
+        "ECRD_BOOTSTRAP_SECRET_ACCESS_KEY": key.secret_access_key,
+    }
+    return Server("ecrd", command, port, workdir, env=env, access_key=key)
 
 
 def distribution_server(workdir: Path) -> Server:
@@ -194,9 +251,13 @@ def running(*servers: Server) -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def new_client(concurrency: int = 8) -> httpx.AsyncClient:
+def new_client(server: Server, concurrency: int = 8) -> httpx.AsyncClient:
+    """A client for `server`, sending its login (if any) on every request."""
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    return httpx.AsyncClient(timeout=httpx.Timeout(600.0, connect=10.0), limits=limits)
+    headers = {"Authorization": server.authorization} if server.authorization else None
+    return httpx.AsyncClient(
+        timeout=httpx.Timeout(600.0, connect=10.0), limits=limits, headers=headers
+    )
 
 
 def sha256_digest(data: bytes) -> str:
@@ -309,16 +370,17 @@ def install_uvloop() -> None:
 
 
 async def hammer(
-    base: str, path: str, method: str, connections: int, seconds: float, accept: str
+    server: Server, path: str, method: str, connections: int, seconds: float, accept: str
 ) -> tuple[float, int, int, int]:
     """A minimal keep-alive HTTP/1.1 load loop for requests wrk 4.1 cannot time (HEAD: its
     parser waits for a body after a HEAD response with a Content-Length).
 
     Returns (completed requests per second, completed, responses not 2xx, connection errors).
     """
-    host, port = base.removeprefix("http://").rsplit(":", 1)
+    host, port = server.base.removeprefix("http://").rsplit(":", 1)
+    login = f"Authorization: {server.authorization}\r\n" if server.authorization else ""
     request = (
-        f"{method} {path} HTTP/1.1\r\nHost: {host}:{port}\r\nAccept: {accept}\r\n\r\n"
+        f"{method} {path} HTTP/1.1\r\nHost: {host}:{port}\r\nAccept: {accept}\r\n{login}\r\n"
     ).encode()
     completed = 0
     bad_status = 0
