@@ -114,9 +114,9 @@ def create_key(
 
     settings = _settings(config_file, **flags)
     account_id = account or settings.account_id
-    if not account_id.isdigit() or len(account_id) != 12:
+    if not access_keys.ACCOUNT_PATTERN.fullmatch(account_id):
         raise click.BadParameter("must be 12 digits", param_hint="--account")
-    if user_name is not None and not access_keys.USER_NAME_PATTERN.match(user_name):
+    if user_name is not None and not access_keys.USER_NAME_PATTERN.fullmatch(user_name):
         raise click.BadParameter(
             "1 to 64 characters of letters, digits and + = , . @ _ -", param_hint="--user"
         )

@@ -15,7 +15,9 @@ from ecrd.settings import Settings
 _ID_ALPHABET = string.ascii_uppercase + "234567"
 _SECRET_ALPHABET = string.ascii_letters + string.digits
 _SECRET_PATTERN = re.compile(r"^[A-Za-z0-9/+=]{16,64}$")
-USER_NAME_PATTERN = re.compile(r"^[\w+=,.@-]{1,64}$")
+# IAM's user-name characters, ASCII only; callers use fullmatch.
+USER_NAME_PATTERN = re.compile(r"[A-Za-z0-9_+=,.@-]{1,64}")
+ACCOUNT_PATTERN = re.compile(r"[0-9]{12}")
 
 
 @dataclass(frozen=True)

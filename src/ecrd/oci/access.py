@@ -54,39 +54,67 @@ class Unauthorized(Exception):
         self.message = message
 
 
-def guarded(endpoint: Endpoint, action: str | None) -> Endpoint:
-    """`endpoint`, run only for callers allowed `action` (None: any signed-in caller)."""
+Actions = str | Callable[[Request], tuple[str, ...]] | None
+
+
+def start_upload_actions(request: Request) -> tuple[str, ...]:
+    """A POST with `digest` is a whole upload in one request, and a mount creates the layer
+    at once: each needs every action of the upload it stands for."""
+    if "digest" in request.query_params:
+        return (INITIATE_UPLOAD, UPLOAD_PART, COMPLETE_UPLOAD)
+    if "mount" in request.query_params:
+        return (INITIATE_UPLOAD, COMPLETE_UPLOAD)
+    return (INITIATE_UPLOAD,)
+
+
+def finish_upload_actions(request: Request) -> tuple[str, ...]:
+    """A closing PUT that carries bytes is also a part."""
+    length = request.headers.get("content-length")
+    if length not in (None, "0") or "transfer-encoding" in request.headers:
+        return (UPLOAD_PART, COMPLETE_UPLOAD)
+    return (COMPLETE_UPLOAD,)
+
+
+def guarded(endpoint: Endpoint, actions: Actions) -> Endpoint:
+    """`endpoint`, run only for callers allowed its actions: one, several depending on the
+    request, or None for any signed-in caller."""
 
     async def admitted(request: Request) -> Response:
-        await admit(request, action)
+        if actions is None or isinstance(actions, str):
+            await admit(request, None if actions is None else (actions,))
+        else:
+            await admit(request, actions(request))
         return await endpoint(request)
 
     admitted.__name__ = endpoint.__name__
     return admitted
 
 
-async def admit(request: Request, action: str | None) -> None:
-    if action == DOWNLOAD and _presigned(request):
+async def admit(request: Request, actions: tuple[str, ...] | None) -> None:
+    if actions == (DOWNLOAD,) and _presigned(request):
         return
     principal = await authenticate(request)
     request.state.principal = principal
-    if action is None:
+    if actions is None:
         if principal.is_anonymous:
             raise Unauthorized("authentication required")
         return
     registry = await registry_of(request)
     name = request.path_params.get("name")
     if name is None:
-        target = Target(registry, repository_arn(registry, "*"))
-        await _check(request, principal, action, target)
+        for action in actions:
+            await _check(
+                request, principal, action, Target(registry, repository_arn(registry, "*"))
+            )
         return
     check_repository_name(name)
     repository = await services_of(request).repositories.lookup(registry, name)
     # The handlers reuse this lookup instead of repeating it.
     request.state.repository = repository
     target = Target(registry, repository_arn(registry, name), repository)
-    await _check(request, principal, action, target)
-    if repository is None and action in _PUSH_ACTIONS:
+    for action in actions:
+        await _check(request, principal, action, target)
+    if repository is None and _PUSH_ACTIONS.intersection(actions):
         await _check(request, principal, CREATE, Target(registry, repository_arn(registry, name)))
 
 

@@ -10,15 +10,15 @@ from ecrd.oci import blobs, listings, manifests, uploads
 from ecrd.oci.access import (
     CATALOG,
     CHECK_LAYER,
-    COMPLETE_UPLOAD,
     DELETE,
     DOWNLOAD,
-    INITIATE_UPLOAD,
     LIST,
     PULL,
     PUSH,
     UPLOAD_PART,
+    finish_upload_actions,
     guarded,
+    start_upload_actions,
 )
 
 _NAME = "/v2/{name:path}"
@@ -53,7 +53,7 @@ def oci_routes() -> list[BaseRoute]:
         ),
         Route(
             f"{_NAME}/blobs/uploads/",
-            guarded(uploads.start_upload, INITIATE_UPLOAD),
+            guarded(uploads.start_upload, start_upload_actions),
             methods=["POST"],
         ),
         Route(
@@ -63,7 +63,7 @@ def oci_routes() -> list[BaseRoute]:
         ),
         Route(
             f"{_NAME}/blobs/uploads/{{upload_id}}",
-            guarded(uploads.finish_upload, COMPLETE_UPLOAD),
+            guarded(uploads.finish_upload, finish_upload_actions),
             methods=["PUT"],
         ),
         Route(
