@@ -1141,3 +1141,18 @@ def test_no_secret_or_token_reaches_the_server_log(server: EcrdServer) -> None:
     # then none of them is in it
     leaked = [secret[:8] + "..." for secret in secrets if secret in log]
     assert leaked == []
+
+
+def test_a_user_made_again_under_the_same_name_does_not_inherit_old_tokens(
+    server: EcrdServer, anonymous: httpx.Client
+) -> None:
+    # given a user's token, and the user deleted with its only key
+    name, first = new_user(server, PULL_ACTIONS)
+    old_password = registry_token(server, first)
+    _delete_key(server, first)
+    # when a user of the same name is made again
+    again = new_key(server, user=name, policies=[identity_policy(PULL_ACTIONS)])
+    # then the old user's token is still refused (on AWS the new user is another identity)
+    assert_challenged(anonymous.get("/v2/", headers=basic(old_password)), server)
+    # while the new user's own token works
+    assert anonymous.get("/v2/", headers=basic(registry_token(server, again))).status_code == 200

@@ -14,6 +14,9 @@ class Principal:
     user_name: str | None = None
     # The identity policies (IAM JSON texts) attached to the user. Root needs none.
     identity_policies: tuple[str, ...] = field(default=())
+    # The user's row id: a user deleted and made again under the same name is another user,
+    # as on AWS, so tokens of the old one must not work for the new one.
+    user_id: int | None = None
 
     @property
     def is_anonymous(self) -> bool:

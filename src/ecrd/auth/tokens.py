@@ -37,6 +37,7 @@ class RegistryToken:
     account_id: str
     # None: the account's root.
     user_name: str | None
+    user_id: int | None
     region: str
     expires_at: datetime
 
@@ -78,13 +79,18 @@ class TokenIssuer:
         user_name: str | None,
         region: str,
         lifetime: timedelta = TOKEN_LIFETIME,
+        user_id: int | None = None,
     ) -> tuple[str, datetime]:
         """A new token for the principal (account, user) and when it expires."""
         expires_at = utcnow() + lifetime
-        payload = json.dumps(
-            {"a": account_id, "u": user_name, "r": region, "e": int(expires_at.timestamp())},
-            separators=(",", ":"),
-        ).encode()
+        claims = {
+            "a": account_id,
+            "u": user_name,
+            "i": user_id,
+            "r": region,
+            "e": int(expires_at.timestamp()),
+        }
+        payload = json.dumps(claims, separators=(",", ":")).encode()
         return f"{_b64(payload)}.{_b64(self._sign(payload))}", expires_at
 
     def read(self, token: str) -> RegistryToken | None:
@@ -101,6 +107,7 @@ class TokenIssuer:
         return RegistryToken(
             account_id=claims["a"],
             user_name=claims["u"],
+            user_id=claims["i"],
             region=claims["r"],
             expires_at=datetime.fromtimestamp(claims["e"], tz=utcnow().tzinfo),
         )

@@ -37,12 +37,15 @@ _KEY_ROWS = select(
     access_keys.c.account_id,
     access_keys.c.secret_access_key,
     access_keys.c.created_at,
+    iam_users.c.id.label("user_id"),
     iam_users.c.name.label("user_name"),
     iam_users.c.policies_json,
 ).select_from(access_keys.outerjoin(iam_users, access_keys.c.user_id == iam_users.c.id))
 
 
-def _principal(account_id: str, user_name: str | None, policies_json: str | None) -> Principal:
+def _principal(
+    account_id: str, user_name: str | None, user_id: int | None, policies_json: str | None
+) -> Principal:
     if user_name is None:
         return Principal(account_id=account_id, arn=root_arn(account_id))
     return Principal(
@@ -50,6 +53,7 @@ def _principal(account_id: str, user_name: str | None, policies_json: str | None
         arn=user_arn(account_id, user_name),
         user_name=user_name,
         identity_policies=tuple(json.loads(policies_json or "[]")),
+        user_id=user_id,
     )
 
 
@@ -124,22 +128,23 @@ class IdentityStore:
             return None
         return KeyOwner(
             row.secret_access_key,
-            _principal(row.account_id, row.user_name, row.policies_json),
+            _principal(row.account_id, row.user_name, row.user_id, row.policies_json),
         )
 
-    async def principal(self, account_id: str, user_name: str | None) -> Principal | None:
-        """The principal as it stands now (policies included); None for a removed user."""
+    async def principal(
+        self, account_id: str, user_name: str | None, user_id: int | None = None
+    ) -> Principal | None:
+        """The principal as it stands now (policies included); None for a removed user, or
+        when `user_id` is given and the name now belongs to another user."""
         if user_name is None:
-            return _principal(account_id, None, None)
-        query = select(iam_users.c.policies_json).where(
+            return _principal(account_id, None, None, None)
+        query = select(iam_users.c.id, iam_users.c.policies_json).where(
             (iam_users.c.account_id == account_id) & (iam_users.c.name == user_name)
         )
-        policies_json = await self._database.read(
-            lambda connection: connection.execute(query).scalar()
-        )
-        if policies_json is None:
+        row = await self._database.read(lambda connection: connection.execute(query).first())
+        if row is None or (user_id is not None and row.id != user_id):
             return None
-        return _principal(account_id, user_name, policies_json)
+        return _principal(account_id, user_name, row.id, row.policies_json)
 
     async def keys(self) -> list[AccessKey]:
         query = _KEY_ROWS.order_by(

@@ -192,6 +192,8 @@ iam_users = Table(
     Column("policies_json", Text, nullable=False, default="[]"),
     Column("created_at", Timestamp, nullable=False),
     UniqueConstraint("account_id", "name"),
+    # Tokens name a user by id: SQLite must never hand a deleted user's id to a new one.
+    sqlite_autoincrement=True,
 )
 
 access_keys = Table(

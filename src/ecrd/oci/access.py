@@ -172,7 +172,9 @@ async def authenticate(request: Request) -> Principal:
         raise Unauthorized("invalid username or authorization token")
     if token.expired:
         raise OciError(403, "DENIED", TOKEN_EXPIRED)
-    principal = await services.identities.principal(token.account_id, token.user_name)
+    principal = await services.identities.principal(
+        token.account_id, token.user_name, token.user_id
+    )
     if principal is None:
         raise Unauthorized("the user this token was issued to no longer exists")
     return principal

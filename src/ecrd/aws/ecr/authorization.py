@@ -17,7 +17,10 @@ async def get_authorization_token(call: Call, params: dict[str, Any]) -> dict[st
         # The token carries the caller, not the registry: each pull and push it makes is
         # authorized as that caller against the registry it addresses.
         token, expires_at = call.services.tokens.issue(
-            call.account_id, call.principal.user_name, call.region
+            call.account_id,
+            call.principal.user_name,
+            call.region,
+            user_id=call.principal.user_id,
         )
         data.append(
             {

@@ -26,6 +26,7 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_iam_users")),
         sa.UniqueConstraint("account_id", "name", name=op.f("uq_iam_users_account_id_name")),
+        sqlite_autoincrement=True,
     )
     op.create_table(
         "access_keys",
