@@ -15,7 +15,7 @@ import re
 import subprocess
 import sys
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -26,8 +26,8 @@ import pytest
 from botocore.auth import SIGV4_TIMESTAMP, SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
-from botocore.exceptions import ClientError
 
+from tests.api_errors import expect_error
 from tests.conftest import (
     ACCOUNT_ID,
     REGION,
@@ -119,19 +119,6 @@ def aws_error(response: httpx.Response) -> tuple[str, str]:
     body = response.json()
     assert response.headers["x-amzn-ErrorType"].split(":")[0] == body["__type"]
     return body["__type"], body.get("message", body.get("Message", ""))
-
-
-def error_of(raised: pytest.ExceptionInfo[ClientError]) -> tuple[str, str]:
-    error = raised.value.response["Error"]
-    return str(error["Code"]), str(error.get("Message", ""))
-
-
-def expect_error(code: str, operation: Callable[..., Any], *args: Any, **arguments: Any) -> str:
-    """Call `operation` and expect ECR's error `code`; return the error's message."""
-    with pytest.raises(ClientError) as raised:
-        operation(*args, **arguments)
-    assert error_of(raised)[0] == code
-    return error_of(raised)[1]
 
 
 def run_keys(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:

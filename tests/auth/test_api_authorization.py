@@ -22,10 +22,10 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import pytest
-from botocore.exceptions import ClientError
 from click.testing import CliRunner
 
 from ecrd.cli import main as ecrd_command
+from tests.api_errors import expect_error
 from tests.conftest import ACCOUNT_ID, REGION, AccessKeyPair, EcrdServer, clean_environment
 
 OTHER_ACCOUNT = "111111111111"
@@ -74,19 +74,6 @@ def identity_policy(*statements: dict[str, Any]) -> dict[str, Any]:
 
 def resource_policy(*statements: dict[str, Any]) -> str:
     return json.dumps({"Version": "2012-10-17", "Statement": list(statements)})
-
-
-def error_of(raised: pytest.ExceptionInfo[ClientError]) -> tuple[str, str]:
-    error = raised.value.response["Error"]
-    return str(error["Code"]), str(error.get("Message", ""))
-
-
-def expect_error(code: str, operation: Callable[..., Any], *args: Any, **arguments: Any) -> str:
-    """Call `operation` and expect ECR's error `code`; return the error's message."""
-    with pytest.raises(ClientError) as raised:
-        operation(*args, **arguments)
-    assert error_of(raised)[0] == code, error_of(raised)
-    return error_of(raised)[1]
 
 
 def denial(principal_arn: str, action: str, resource: str, reason: str) -> str:

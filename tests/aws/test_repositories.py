@@ -7,7 +7,6 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -15,6 +14,7 @@ import httpx
 import pytest
 from botocore.exceptions import ClientError
 
+from tests.api_errors import error_of, expect_error
 from tests.aws.conftest import ACCOUNT_ID, REGION, ecr_client, unvalidated_client
 from tests.conftest import EcrdServer
 
@@ -39,19 +39,6 @@ POLICY = json.dumps(
 
 def unique_name(prefix: str = "repos") -> str:
     return f"{prefix}/{uuid.uuid4().hex[:12]}"
-
-
-def error_of(raised: pytest.ExceptionInfo[ClientError]) -> tuple[str, str]:
-    error = raised.value.response["Error"]
-    return str(error["Code"]), str(error.get("Message", ""))
-
-
-def expect_error(code: str, operation: Callable[..., Any], *args: Any, **arguments: Any) -> str:
-    """Call `operation` and expect ECR's error `code`; return the error's message."""
-    with pytest.raises(ClientError) as raised:
-        operation(*args, **arguments)
-    assert error_of(raised)[0] == code
-    return error_of(raised)[1]
 
 
 def raw_call(server: EcrdServer, operation: str, body: bytes | str) -> httpx.Response:
