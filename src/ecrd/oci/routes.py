@@ -16,6 +16,8 @@ from ecrd.oci.access import (
     PULL,
     PUSH,
     UPLOAD_PART,
+    Actions,
+    Endpoint,
     finish_upload_actions,
     guarded,
     start_upload_actions,
@@ -28,57 +30,37 @@ async def base(request: Request) -> Response:
     return JSONResponse({})
 
 
+_MANIFEST = f"{_NAME}/manifests/{{reference}}"
+_UPLOADS = f"{_NAME}/blobs/uploads/"
+_UPLOAD = f"{_NAME}/blobs/uploads/{{upload_id}}"
+_BLOB = f"{_NAME}/blobs/{{digest}}"
+
+# (path, method, endpoint, the ECR action(s) it stands for). Where two routes share a path,
+# HEAD comes before GET because Starlette lets a GET route answer HEAD as well.
+_TABLE: list[tuple[str, str, Endpoint, Actions]] = [
+    ("/v2/", "GET", base, None),
+    ("/v2/_catalog", "GET", listings.catalog, CATALOG),
+    (f"{_NAME}/tags/list", "GET", listings.list_tags, LIST),
+    # Referrers are read with the image: whoever may pull may verify its signatures.
+    (f"{_NAME}/referrers/{{digest}}", "GET", listings.referrers, PULL),
+    (_MANIFEST, "GET", manifests.get_manifest, PULL),
+    (_MANIFEST, "PUT", manifests.put_manifest, PUSH),
+    (_MANIFEST, "DELETE", manifests.delete_manifest, DELETE),
+    (_UPLOADS, "POST", uploads.start_upload, start_upload_actions),
+    (_UPLOAD, "PATCH", uploads.patch_upload, UPLOAD_PART),
+    (_UPLOAD, "PUT", uploads.finish_upload, finish_upload_actions),
+    (_UPLOAD, "GET", uploads.upload_status, UPLOAD_PART),
+    (_UPLOAD, "DELETE", uploads.cancel_upload, UPLOAD_PART),
+    # HEAD is how pushers check for a layer; GET is a pull's download.
+    (_BLOB, "HEAD", blobs.get_blob, CHECK_LAYER),
+    (_BLOB, "GET", blobs.get_blob, DOWNLOAD),
+    (_BLOB, "DELETE", blobs.delete_blob, DELETE),
+]
+
+
 def oci_routes() -> list[BaseRoute]:
-    """Each route with the ECR action it stands for, authorized before it runs."""
+    """Each route authorized as the ECR action it stands for before it runs."""
     return [
-        Route("/v2/", guarded(base, None), methods=["GET"]),
-        Route("/v2/_catalog", guarded(listings.catalog, CATALOG), methods=["GET"]),
-        Route(f"{_NAME}/tags/list", guarded(listings.list_tags, LIST), methods=["GET"]),
-        # Referrers are read with the image: whoever may pull may verify its signatures.
-        Route(f"{_NAME}/referrers/{{digest}}", guarded(listings.referrers, PULL), methods=["GET"]),
-        Route(
-            f"{_NAME}/manifests/{{reference}}",
-            guarded(manifests.get_manifest, PULL),
-            methods=["GET"],
-        ),
-        Route(
-            f"{_NAME}/manifests/{{reference}}",
-            guarded(manifests.put_manifest, PUSH),
-            methods=["PUT"],
-        ),
-        Route(
-            f"{_NAME}/manifests/{{reference}}",
-            guarded(manifests.delete_manifest, DELETE),
-            methods=["DELETE"],
-        ),
-        Route(
-            f"{_NAME}/blobs/uploads/",
-            guarded(uploads.start_upload, start_upload_actions),
-            methods=["POST"],
-        ),
-        Route(
-            f"{_NAME}/blobs/uploads/{{upload_id}}",
-            guarded(uploads.patch_upload, UPLOAD_PART),
-            methods=["PATCH"],
-        ),
-        Route(
-            f"{_NAME}/blobs/uploads/{{upload_id}}",
-            guarded(uploads.finish_upload, finish_upload_actions),
-            methods=["PUT"],
-        ),
-        Route(
-            f"{_NAME}/blobs/uploads/{{upload_id}}",
-            guarded(uploads.upload_status, UPLOAD_PART),
-            methods=["GET"],
-        ),
-        Route(
-            f"{_NAME}/blobs/uploads/{{upload_id}}",
-            guarded(uploads.cancel_upload, UPLOAD_PART),
-            methods=["DELETE"],
-        ),
-        # HEAD is how pushers check for a layer; GET is a pull's download. The HEAD route
-        # comes first because Starlette lets a GET route answer HEAD as well.
-        Route(f"{_NAME}/blobs/{{digest}}", guarded(blobs.get_blob, CHECK_LAYER), methods=["HEAD"]),
-        Route(f"{_NAME}/blobs/{{digest}}", guarded(blobs.get_blob, DOWNLOAD), methods=["GET"]),
-        Route(f"{_NAME}/blobs/{{digest}}", guarded(blobs.delete_blob, DELETE), methods=["DELETE"]),
+        Route(path, guarded(endpoint, actions), methods=[method])
+        for path, method, endpoint, actions in _TABLE
     ]
