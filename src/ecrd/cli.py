@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from ecrd.settings import Settings, SettingsError, load_settings
+
+# The metadata store is imported only by the commands that use it, so `ecrd --help` and
+# `ecrd serve --help` stay quick.
+if TYPE_CHECKING:
+    from ecrd.metadata.identities import IdentityStore
 
 Command = TypeVar("Command", bound=Callable[..., Any])
 
@@ -130,7 +135,7 @@ def create_key(
             raise click.BadParameter(f"{path}: {error.message}", param_hint="--policy") from None
     key = access_keys.new_key()
 
-    async def work(store: Any) -> None:
+    async def work(store: IdentityStore) -> None:
         await store.create_key(
             key.access_key_id,
             key.secret_access_key,
@@ -160,7 +165,7 @@ def list_keys(config_file: Path | None, **flags: Any) -> None:
     settings = _settings(config_file, **flags)
     found: list[Any] = []
 
-    async def work(store: Any) -> None:
+    async def work(store: IdentityStore) -> None:
         found.extend(await store.keys())
 
     _with_identities(settings, work)
@@ -179,7 +184,7 @@ def delete_key(config_file: Path | None, access_key_id: str, **flags: Any) -> No
     settings = _settings(config_file, **flags)
     deleted: list[bool] = []
 
-    async def work(store: Any) -> None:
+    async def work(store: IdentityStore) -> None:
         deleted.append(await store.delete_key(access_key_id))
 
     _with_identities(settings, work)
@@ -194,7 +199,7 @@ def _arn(account_id: str, user_name: str | None) -> str:
     return root_arn(account_id) if user_name is None else user_arn(account_id, user_name)
 
 
-def _with_identities(settings: Settings, work: Callable[[Any], Any]) -> None:
+def _with_identities(settings: Settings, work: Callable[[IdentityStore], Awaitable[None]]) -> None:
     """Run `work(IdentityStore)` against the (migrated) metadata store."""
     from ecrd.metadata.database import Database
     from ecrd.metadata.identities import IdentityStore
