@@ -102,3 +102,30 @@ def test_pull_picks_the_platform_from_an_index(
     # and it knows the image by the index digest and by the arm64 manifest digest
     assert details["Digest"] == sha256_digest(raw_index)
     assert f"{server.host}/{repository_name}@{arm64['digest']}" in details["RepoDigests"]
+
+
+def test_podman_login_with_a_registry_token_then_pulls_with_it(
+    podman: Podman, skopeo: Skopeo, server: EcrdServer, repository_name: str, tmp_path: Path
+) -> None:
+    # given an image in the registry
+    source = tmp_path / "source"
+    pushed = single_image(source, "v1", seed="podman-login")
+    skopeo.push(source, "v1", repository_name, "v1")
+    authfile = tmp_path / "podman-auth.json"
+    # when podman logs in with a password the registry never issued, then it is refused
+    refused = podman(
+        "login", "--tls-verify=false", "--authfile", str(authfile),
+        "-u", "AWS", "-p", "not-a-token", server.host,
+        check=False,
+    )  # fmt: skip
+    assert refused.returncode != 0
+    assert not authfile.exists() or server.host not in authfile.read_text()
+    # when it logs in as `aws ecr get-login-password | podman login` does
+    podman(
+        "login", "--tls-verify=false", "--authfile", str(authfile),
+        "-u", "AWS", "-p", server.registry_password(), server.host,
+    )  # fmt: skip
+    # then that login alone pulls the image
+    reference = f"{server.host}/{repository_name}@{pushed.digest}"
+    podman.pull(reference, "--authfile", str(authfile))
+    assert podman.image_inspect(reference)["Digest"] == pushed.digest
