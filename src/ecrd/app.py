@@ -15,9 +15,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ecrd.aws import ecr
 from ecrd.aws.endpoint import AwsEndpoint
 from ecrd.aws.model import load_services
+from ecrd.aws.operations import operation_tables
 from ecrd.errors import RegistryError
 from ecrd.oci.access import Unauthorized, unauthorized
 from ecrd.oci.errors import OciError, error_response, oci_error, registry_error
@@ -92,7 +92,7 @@ def create_app(settings: Settings, migrate: bool = True) -> Starlette:
             await sweeper
         await services.close()
 
-    aws_endpoint = AwsEndpoint(load_services(), {"ecr": ecr.OPERATIONS})
+    aws_endpoint = AwsEndpoint(load_services(), operation_tables())
     app = Starlette(
         routes=[Route("/", aws_endpoint.handle, methods=["POST"]), *oci_routes()],
         lifespan=lifespan,

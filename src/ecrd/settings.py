@@ -48,6 +48,12 @@ class Settings(BaseSettings):
     max_manifest_bytes: int = Field(4 * 1024 * 1024, ge=1024)
     # Uploads left untouched this long are abandoned and may be removed.
     upload_expiry_seconds: int = Field(7 * 24 * 3600, ge=60)
+    # ECR Public: where public repositories are served (host[:port]; empty: the public
+    # address), and the alias of the default account's public registry (empty: derived).
+    public_registry_host: str = Field(
+        "", pattern=r"^([A-Za-z0-9.-]+|\[[0-9A-Fa-f:]+\])?(:\d{1,5})?$"
+    )
+    public_alias: str = Field("", pattern=r"^([a-z][a-z0-9]*(?:[._-][a-z0-9]+)*)?$", max_length=50)
     # "iam": SigV4 against stored keys, registry tokens, policies evaluated as IAM does.
     # "open": any well-formed signature and any registry login act as the default account's
     # root. For throwaway CI only; the server warns at start.

@@ -13,6 +13,8 @@ from ecrd.metadata.records import Registry, Repository
 from ecrd.registry.services import RegistryServices
 from ecrd.settings import Settings
 
+PUBLIC_REGION = "us-east-1"
+
 
 @dataclass(frozen=True)
 class Call:
@@ -30,10 +32,18 @@ class Call:
         assert self.principal.account_id is not None  # API calls are always signed
         return self.principal.account_id
 
-    async def registry(self, params: dict[str, Any], kind: str = "private") -> Registry:
-        """The registry `registryId` names, or the caller's own in the request's region."""
+    @property
+    def is_public(self) -> bool:
+        """Whether this is an ECR Public call (its registries are the public ones)."""
+        return bool(self.operation.service_model.signing_name == "ecr-public")
+
+    async def registry(self, params: dict[str, Any], kind: str | None = None) -> Registry:
+        """The registry `registryId` names, or the caller's own: in the request's region for
+        ECR; for ECR Public, the account's one public registry (a us-east-1 service on AWS)."""
         account_id = params.get("registryId") or self.account_id
-        return await self.services.registries.ensure(account_id, self.region, kind)
+        if kind == "public" or (kind is None and self.is_public):
+            return await self.services.registries.ensure(account_id, PUBLIC_REGION, "public")
+        return await self.services.registries.ensure(account_id, self.region, "private")
 
     async def repository(self, params: dict[str, Any]) -> tuple[Registry, Repository]:
         """The registry and the repository `repositoryName` names; RepositoryNotFound if none."""
@@ -42,6 +52,10 @@ class Call:
         return registry, repository
 
     def registry_host(self, registry: Registry) -> str:
+        """What a repository URI starts with: the registry's host, or for a public registry
+        `<public host>/<alias>`."""
+        if registry.kind == "public":
+            return self.services.hosts.public_prefix_of(registry)
         return self.services.hosts.host_of(registry.account_id, registry.region)
 
     def registry_url(self, registry: Registry) -> str:

@@ -6,14 +6,9 @@ Generated from the botocore models and ecrd's operation tables, so it cannot dri
 
 from __future__ import annotations
 
-from ecrd.aws import ecr
-from ecrd.aws.endpoint import Operation
 from ecrd.aws.errors import unsupported
 from ecrd.aws.model import load_services
-
-
-def operation_tables() -> dict[str, dict[str, Operation]]:
-    return {"ecr": ecr.OPERATIONS, "ecr-public": {}}
+from ecrd.aws.operations import operation_tables
 
 
 def coverage_markdown() -> str:

@@ -14,7 +14,7 @@ from typing import Any
 
 from ecrd.auth.authorizer import Origin, Target
 from ecrd.aws.calls import Call
-from ecrd.metadata.records import Registry
+from ecrd.registry.repositories import repository_arn
 
 _REPOSITORY_ARN = re.compile(r"^arn:aws:(ecr|ecr-public):([a-z0-9-]*):(\d{12}):repository/(.+)$")
 
@@ -23,34 +23,24 @@ def action_of(call: Call) -> str:
     return f"{call.operation.service_model.signing_name}:{call.operation.name}"
 
 
-def repository_arn_in(call: Call, registry: Registry, name: str) -> str:
-    if call.operation.service_model.signing_name == "ecr-public":
-        return f"arn:aws:ecr-public::{registry.account_id}:repository/{name}"
-    return f"arn:aws:ecr:{registry.region}:{registry.account_id}:repository/{name}"
-
-
-def registry_kind(call: Call) -> str:
-    return "public" if call.operation.service_model.signing_name == "ecr-public" else "private"
-
-
 async def targets_of(call: Call, params: dict[str, Any]) -> list[Target]:
     """Every resource the call acts on; each must be allowed."""
     if "resourceArn" in params:
         return [await _arn_target(call, params["resourceArn"])]
-    registry = await call.registry(params, registry_kind(call))
+    registry = await call.registry(params)
     names: Sequence[str] = []
     if "repositoryName" in params:
         names = [params["repositoryName"]]
     elif params.get("repositoryNames"):
         names = params["repositoryNames"]
     elif "repositoryNames" in call.operation.input_shape.members:
-        return [Target(registry, repository_arn_in(call, registry, "*"))]
+        return [Target(registry, repository_arn(registry, "*"))]
     if not names:
         return [Target(registry, "*")]
     targets = []
     for name in dict.fromkeys(names):
         repository = await call.services.repositories.lookup(registry, name)
-        targets.append(Target(registry, repository_arn_in(call, registry, name), repository))
+        targets.append(Target(registry, repository_arn(registry, name), repository))
     return targets
 
 
@@ -58,10 +48,12 @@ async def _arn_target(call: Call, arn: str) -> Target:
     match = _REPOSITORY_ARN.match(arn)
     if match is None:
         # The operation answers the malformed ARN; authorize against the caller's registry.
-        registry = await call.registry({}, registry_kind(call))
+        registry = await call.registry({})
         return Target(registry, arn)
-    region = match.group(2) or call.region
-    registry = await call.services.registries.ensure(match.group(3), region, registry_kind(call))
+    if match.group(1) == "ecr-public":
+        registry = await call.registry({"registryId": match.group(3)}, "public")
+    else:
+        registry = await call.services.registries.ensure(match.group(3), match.group(2))
     repository = await call.services.repositories.lookup(registry, match.group(4))
     return Target(registry, arn, repository)
 

@@ -22,6 +22,8 @@ class Registry:
     account_id: str
     region: str
     kind: str
+    # ECR Public: the alias its repositories are addressed by (`<alias>/<name>`).
+    alias: str | None = None
 
 
 @dataclass(frozen=True)

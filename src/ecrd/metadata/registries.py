@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+from collections.abc import Callable
+from typing import Any
+
 from sqlalchemy import Connection, select, update
 
 from ecrd.metadata.database import Database
@@ -10,9 +15,20 @@ from ecrd.metadata.schema import registries
 from ecrd.metadata.statements import insert_ignoring_conflicts
 
 
+def derived_alias(account_id: str) -> str:
+    """A stable alias for an account's public registry, in ECR Public's form (a letter and
+    seven more lower-case letters or digits, like the random default aliases AWS gives)."""
+    digest = hashlib.sha256(f"ecrd-public-alias:{account_id}".encode()).hexdigest()
+    return "e" + digest[:7]
+
+
 class RegistryStore:
-    def __init__(self, database: Database) -> None:
+    def __init__(
+        self, database: Database, default_alias: Callable[[str], str] | None = None
+    ) -> None:
         self._database = database
+        # Gives a new public registry its alias, from the account id.
+        self._default_alias = default_alias or derived_alias
         # Registries are never renumbered, so their ids can be remembered for the process.
         self._known: dict[tuple[str, str, str], Registry] = {}
 
@@ -22,16 +38,16 @@ class RegistryStore:
         known = self._known.get(key)
         if known is not None:
             return known
-        query = select(registries.c.id).where(
+        query = select(registries.c.id, registries.c.alias).where(
             (registries.c.account_id == account_id)
             & (registries.c.region == region)
             & (registries.c.kind == kind)
         )
 
-        def find(connection: Connection) -> int | None:
-            return connection.execute(query).scalar()
+        def find(connection: Connection) -> Any:
+            return connection.execute(query).first()
 
-        def create(connection: Connection) -> int:
+        def create(connection: Connection) -> Any:
             connection.execute(
                 insert_ignoring_conflicts(
                     self._database.dialect,
@@ -39,22 +55,39 @@ class RegistryStore:
                     account_id=account_id,
                     region=region,
                     kind=kind,
+                    alias=self._default_alias(account_id) if kind == "public" else None,
                     settings_json="{}",
                     created_at=utcnow(),
                 )
             )
-            return int(connection.execute(query).scalar_one())
+            return connection.execute(query).one()
 
-        registry_id = await self._database.read(find)
-        if registry_id is None:
-            registry_id = await self._database.write(create)
-        registry = Registry(id=registry_id, account_id=account_id, region=region, kind=kind)
+        row = await self._database.read(find)
+        if row is None:
+            row = await self._database.write(create)
+        registry = Registry(
+            id=row.id, account_id=account_id, region=region, kind=kind, alias=row.alias
+        )
         self._known[key] = registry
         return registry
 
     async def policy(self, registry_id: int) -> str | None:
         query = select(registries.c.policy_text).where(registries.c.id == registry_id)
         return await self._database.read(lambda connection: connection.execute(query).scalar())
+
+    async def settings(self, registry_id: int) -> dict[str, Any]:
+        """Registry-wide configuration (JSON): ECR Public's catalog data, for one."""
+        query = select(registries.c.settings_json).where(registries.c.id == registry_id)
+        text = await self._database.read(lambda connection: connection.execute(query).scalar())
+        return dict(json.loads(text or "{}"))
+
+    async def set_settings(self, registry_id: int, values: dict[str, Any]) -> None:
+        statement = (
+            update(registries)
+            .where(registries.c.id == registry_id)
+            .values(settings_json=json.dumps(values))
+        )
+        await self._database.write(lambda connection: connection.execute(statement))
 
     async def set_policy(self, registry_id: int, policy_text: str | None) -> None:
         statement = (

@@ -263,6 +263,20 @@ class RepositoryStore:
         query = select(repositories.c.policy_text).where(repositories.c.id == repository_id)
         return await self._database.read(lambda connection: connection.execute(query).scalar())
 
+    async def catalog_data(self, repository_id: int) -> dict[str, Any] | None:
+        """ECR Public catalog data (JSON), None when never set."""
+        query = select(repositories.c.catalog_data_json).where(repositories.c.id == repository_id)
+        text = await self._database.read(lambda connection: connection.execute(query).scalar())
+        return None if text is None else dict(json.loads(text))
+
+    async def set_catalog_data(self, repository_id: int, catalog_data: dict[str, Any]) -> None:
+        statement = (
+            update(repositories)
+            .where(repositories.c.id == repository_id)
+            .values(catalog_data_json=json.dumps(catalog_data))
+        )
+        await self._database.write(lambda connection: connection.execute(statement))
+
     async def set_policy(self, repository_id: int, policy_text: str | None) -> None:
         statement = (
             update(repositories)

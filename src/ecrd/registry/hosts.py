@@ -10,12 +10,17 @@ from __future__ import annotations
 
 import re
 
+from ecrd.metadata.records import Registry
+from ecrd.metadata.registries import derived_alias
 from ecrd.settings import Settings
 
 
 class RegistryHosts:
     def __init__(self, settings: Settings) -> None:
         self._address = settings.public_address
+        self._public_address = settings.public_registry_host or settings.public_address
+        self._account_id = settings.account_id
+        self._public_alias = settings.public_alias
         self._scheme = settings.public_scheme
         self._domain = settings.domain
         port = re.search(r":(\d+)$", self._address)
@@ -27,6 +32,20 @@ class RegistryHosts:
             if self._domain
             else None
         )
+
+    def default_alias(self, account_id: str) -> str:
+        """The alias a new public registry gets: the configured one for the default account."""
+        if account_id == self._account_id and self._public_alias:
+            return self._public_alias
+        return derived_alias(account_id)
+
+    def public_prefix_of(self, registry: Registry) -> str:
+        """`<public host>/<alias>`: what a public repository's URI starts with."""
+        return f"{self._public_address}/{registry.alias}"
+
+    def gallery_url(self, path: str) -> str:
+        """A URL on the public host (the gallery and what it serves)."""
+        return f"{self._scheme}://{self._public_address}{path}"
 
     def host_of(self, account_id: str, region: str) -> str:
         """host[:port] of the registry of (account, region)."""

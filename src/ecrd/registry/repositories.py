@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from ecrd.blobs.store import BlobStore
 from ecrd.errors import (
@@ -22,6 +23,9 @@ _WITH_EXCLUSIONS = ("IMMUTABLE_WITH_EXCLUSION", "MUTABLE_WITH_EXCLUSION")
 
 
 def repository_arn(registry: Registry, name: str) -> str:
+    """As AWS writes it: ECR Public ARNs name no region."""
+    if registry.kind == "public":
+        return f"arn:aws:ecr-public::{registry.account_id}:repository/{name}"
     return f"arn:aws:ecr:{registry.region}:{registry.account_id}:repository/{name}"
 
 
@@ -150,6 +154,12 @@ class RepositoryService:
     async def set_policy(self, repository: Repository, policy_text: str) -> str:
         await self._repositories.set_policy(repository.id, check_resource_policy(policy_text))
         return policy_text
+
+    async def catalog_data(self, repository: Repository) -> dict[str, Any] | None:
+        return await self._repositories.catalog_data(repository.id)
+
+    async def set_catalog_data(self, repository: Repository, catalog_data: dict[str, Any]) -> None:
+        await self._repositories.set_catalog_data(repository.id, catalog_data)
 
     async def delete_policy(self, registry: Registry, repository: Repository) -> str:
         policy_text = await self.policy(registry, repository)

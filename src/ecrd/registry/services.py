@@ -59,7 +59,7 @@ def build_services(settings: Settings, database: Database | None = None) -> Regi
     blob_records = BlobRecords(database)
     uploads = UploadService(UploadStore(database), blob_records, blob_store)
     manifests = ManifestService(ManifestStore(database), settings.max_manifest_bytes)
-    registries = RegistryStore(database)
+    registries = RegistryStore(database, RegistryHosts(settings).default_alias)
     repository_store = RepositoryStore(database)
     return RegistryServices(
         database=database,

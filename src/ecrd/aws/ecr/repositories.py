@@ -14,7 +14,9 @@ from ecrd.metadata.records import Registry, Repository, RepositorySettings, TagF
 from ecrd.registry.repositories import repository_not_found, settings_of
 
 DEFAULT_PAGE_SIZE = 100
-_REPOSITORY_ARN = re.compile(r"^arn:aws:ecr:([a-z]{2}(?:-[a-z]+)+-\d):(\d{12}):repository/(.+)$")
+_REPOSITORY_ARN = re.compile(
+    r"^arn:aws:(ecr:[a-z]{2}(?:-[a-z]+)+-\d|ecr-public:):(\d{12}):repository/(.+)$"
+)
 
 
 def repository_output(call: Call, registry: Registry, repository: Repository) -> dict[str, Any]:
@@ -153,14 +155,19 @@ async def put_image_scanning_configuration(call: Call, params: dict[str, Any]) -
 
 
 async def _repository_by_arn(call: Call, arn: str) -> Repository:
+    """The repository an ARN of this call's service names (ECR or ECR Public)."""
     match = _REPOSITORY_ARN.match(arn)
-    if match is None:
+    public_arn = match is not None and match.group(1) == "ecr-public:"
+    if match is None or public_arn != call.is_public:
         raise ParameterInvalid(
             f"Invalid parameter at 'resourceArn' failed to satisfy constraint: "
             f"'Invalid ARN {arn[:200]}'"
         )
-    region, account_id, name = match.groups()
-    registry = await call.services.registries.ensure(account_id, region)
+    service_and_region, account_id, name = match.groups()
+    if public_arn:
+        registry = await call.registry({"registryId": account_id})
+    else:
+        registry = await call.services.registries.ensure(account_id, service_and_region[4:])
     repository = await call.services.repositories.find(registry, name)
     if repository.arn != arn:  # pragma: no cover - ARNs are derived from the same parts
         raise repository_not_found(registry, name)
