@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -13,6 +14,9 @@ from ecrd.metadata.database import Database
 from ecrd.metadata.records import Registry, utcnow
 from ecrd.metadata.schema import registries
 from ecrd.metadata.statements import insert_ignoring_conflicts
+
+MISSING_ALIAS_SECONDS = 5.0
+_MAX_REMEMBERED_MISSES = 10_000
 
 
 def derived_alias(account_id: str) -> str:
@@ -29,6 +33,8 @@ class RegistryStore:
         self._database = database
         # Gives a new public registry its alias, from the account id.
         self._default_alias = default_alias or derived_alias
+        self._by_alias: dict[str, Registry] = {}
+        self._missing_alias: dict[str, float] = {}
         # Registries are never renumbered, so their ids can be remembered for the process.
         self._known: dict[tuple[str, str, str], Registry] = {}
 
@@ -68,12 +74,41 @@ class RegistryStore:
         registry = Registry(
             id=row.id, account_id=account_id, region=region, kind=kind, alias=row.alias
         )
+        if registry.alias is not None:
+            self._missing_alias.pop(registry.alias, None)
+            self._by_alias[registry.alias] = registry
         self._known[key] = registry
         return registry
 
     async def policy(self, registry_id: int) -> str | None:
         query = select(registries.c.policy_text).where(registries.c.id == registry_id)
         return await self._database.read(lambda connection: connection.execute(query).scalar())
+
+    async def by_alias(self, alias: str) -> Registry | None:
+        """The public registry with this alias, if there is one.
+
+        Aliases never change, so a hit is remembered; a miss for a few seconds, because every
+        private data-plane path is first tried as `<alias>/<name>` when both share a host.
+        """
+        known = self._by_alias.get(alias)
+        if known is not None:
+            return known
+        if self._missing_alias.get(alias, 0.0) > time.monotonic():
+            return None
+        query = select(
+            registries.c.id, registries.c.account_id, registries.c.region, registries.c.kind
+        ).where((registries.c.alias == alias) & (registries.c.kind == "public"))
+        row = await self._database.read(lambda connection: connection.execute(query).first())
+        if row is None:
+            if len(self._missing_alias) > _MAX_REMEMBERED_MISSES:
+                self._missing_alias.clear()
+            self._missing_alias[alias] = time.monotonic() + MISSING_ALIAS_SECONDS
+            return None
+        registry = Registry(
+            id=row.id, account_id=row.account_id, region=row.region, kind=row.kind, alias=alias
+        )
+        self._by_alias[alias] = registry
+        return registry
 
     async def settings(self, registry_id: int) -> dict[str, Any]:
         """Registry-wide configuration (JSON): ECR Public's catalog data, for one."""

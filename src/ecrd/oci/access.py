@@ -15,16 +15,16 @@ import binascii
 from collections.abc import Awaitable, Callable
 
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 
 from ecrd.auth.authorizer import AccessDenied, Origin, Target
 from ecrd.auth.principals import ANONYMOUS, Principal, root_of
 from ecrd.auth.tokens import EXPIRES_PARAMETER, SIGNATURE_PARAMETER
-from ecrd.metadata.records import Registry
+from ecrd.metadata.records import Registry, Repository
 from ecrd.names import check_repository_name
 from ecrd.oci.errors import OciError, error_response
-from ecrd.oci.requests import registry_of, services_of
-from ecrd.registry.repositories import repository_arn
+from ecrd.oci.requests import address_of, registry_of, services_of
+from ecrd.registry.repositories import repository_arn, repository_not_found
 from ecrd.settings import Settings
 
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -42,8 +42,12 @@ CATALOG = "ecr:DescribeRepositories"
 # A push into a repository that does not exist yet creates it (create-on-push).
 CREATE = "ecr:CreateRepository"
 _PUSH_ACTIONS = {INITIATE_UPLOAD, UPLOAD_PART, COMPLETE_UPLOAD, PUSH}
+# What anyone may do to a public repository, signed in or not.
+_PUBLIC_READS = {PULL, DOWNLOAD, CHECK_LAYER, LIST}
 
 TOKEN_EXPIRED = "Your authorization token has expired. Reauthenticate and try again."
+# The token endpoint's answer to a caller without credentials: it may only pull.
+ANONYMOUS_BEARER = "anonymous"
 
 
 class Unauthorized(Exception):
@@ -93,29 +97,55 @@ def guarded(endpoint: Endpoint, actions: Actions) -> Endpoint:
 async def admit(request: Request, actions: tuple[str, ...] | None) -> None:
     if actions == (DOWNLOAD,) and _presigned(request):
         return
+    if "name" in request.path_params:
+        await address_of(request)  # first: whether Bearer tokens count depends on it
     principal = await authenticate(request)
     request.state.principal = principal
     if actions is None:
         if principal.is_anonymous:
             raise Unauthorized("authentication required")
         return
-    registry = await registry_of(request)
-    name = request.path_params.get("name")
-    if name is None:
+    if "name" not in request.path_params:
+        registry = await registry_of(request)
+        every_repository = Target(registry, repository_arn(registry, "*"))
         for action in actions:
-            await _check(
-                request, principal, action, Target(registry, repository_arn(registry, "*"))
-            )
+            await _check(request, principal, action, every_repository)
         return
+    registry, name = await address_of(request)
     check_repository_name(name)
     repository = await services_of(request).repositories.lookup(registry, name)
     # The handlers reuse this lookup instead of repeating it.
     request.state.repository = repository
+    if registry.kind == "public":
+        await _admit_public(request, principal, actions, registry, name, repository)
+        return
     target = Target(registry, repository_arn(registry, name), repository)
     for action in actions:
         await _check(request, principal, action, target)
     if repository is None and _PUSH_ACTIONS.intersection(actions):
         await _check(request, principal, CREATE, Target(registry, repository_arn(registry, name)))
+
+
+async def _admit_public(
+    request: Request,
+    principal: Principal,
+    actions: tuple[str, ...],
+    registry: Registry,
+    name: str,
+    repository: Repository | None,
+) -> None:
+    """ECR Public: anyone may pull; anything else is its `ecr-public:` action, and a push
+    needs the repository to exist (ECR Public creates none on push)."""
+    needed = [action for action in actions if action not in _PUBLIC_READS]
+    if not needed:
+        return
+    if principal.is_anonymous:
+        raise Unauthorized("authentication required")
+    if repository is None:
+        raise repository_not_found(registry, name)
+    target = Target(registry, repository.arn, repository)
+    for action in needed:
+        await _check(request, principal, "ecr-public:" + action.removeprefix("ecr:"), target)
 
 
 async def allowed(request: Request, action: str, registry: Registry, name: str) -> bool:
@@ -124,6 +154,8 @@ async def allowed(request: Request, action: str, registry: Registry, name: str) 
     repository = await services_of(request).repositories.lookup(registry, name)
     if repository is None:
         return False
+    if registry.kind == "public" and action in _PUBLIC_READS:
+        return True
     principal: Principal = getattr(request.state, "principal", ANONYMOUS)
     try:
         await _check(request, principal, action, Target(registry, repository.arn, repository))
@@ -148,16 +180,39 @@ async def _check(request: Request, principal: Principal, action: str, target: Ta
 
 
 async def authenticate(request: Request) -> Principal:
-    """The caller a request's Basic credentials name; ANONYMOUS when it sends none."""
+    """The caller a request's credentials name; ANONYMOUS when it sends none."""
     settings: Settings = request.app.state.settings
     if settings.auth_mode == "open":
         return root_of(settings.account_id)
+    token = registry_token_of(request)
+    if token is None:
+        return ANONYMOUS
+    services = services_of(request)
+    claims = services.tokens.read(token)
+    if claims is None:
+        raise Unauthorized("invalid username or authorization token")
+    if claims.expired:
+        raise OciError(403, "DENIED", TOKEN_EXPIRED)
+    principal = await services.identities.principal(
+        claims.account_id, claims.user_name, claims.user_id
+    )
+    if principal is None:
+        raise Unauthorized("the user this token was issued to no longer exists")
+    return principal
+
+
+def registry_token_of(request: Request) -> str | None:
+    """The registry token a request carries: the password of Basic `AWS:<token>`, or, for ECR
+    Public, a Bearer token (what its clients send after the token endpoint); None for none."""
     header = request.headers.get("authorization")
     if not header:
-        return ANONYMOUS
+        return None
     scheme, _, credentials = header.partition(" ")
+    if scheme.lower() == "bearer" and _addresses_public(request):
+        token = credentials.strip()
+        return None if token in ("", ANONYMOUS_BEARER) else token
     if scheme.lower() != "basic":
-        raise Unauthorized("only Basic authentication with a registry token is supported")
+        raise Unauthorized("only Basic or Bearer authentication with a registry token works")
     try:
         decoded = base64.b64decode(credentials.strip(), validate=True).decode()
         user, _, password = decoded.partition(":")
@@ -165,19 +220,26 @@ async def authenticate(request: Request) -> Principal:
         raise Unauthorized("malformed Basic credentials") from None
     if not user and not password:
         # What clients such as skopeo send when they have no credentials for this host.
-        return ANONYMOUS
-    services = services_of(request)
-    token = services.tokens.read(password) if user == "AWS" else None
-    if token is None:
+        return None
+    if user != "AWS":
         raise Unauthorized("invalid username or authorization token")
-    if token.expired:
-        raise OciError(403, "DENIED", TOKEN_EXPIRED)
-    principal = await services.identities.principal(
-        token.account_id, token.user_name, token.user_id
-    )
-    if principal is None:
-        raise Unauthorized("the user this token was issued to no longer exists")
-    return principal
+    return password
+
+
+def _addresses_public(request: Request) -> bool:
+    """Whether the request is for ECR Public: its host, or a public repository's path."""
+    if services_of(request).hosts.public_host_named_by(request.headers.get("host")):
+        return True
+    address = getattr(request.state, "address", None)
+    return address is not None and address[0].kind == "public"
+
+
+async def token_endpoint(request: Request) -> Response:
+    """The Bearer realm of the public host: Basic `AWS:<token>` in, that token out (checked
+    first); no credentials in, an anonymous token out, which pulls public repositories."""
+    principal = await authenticate(request)
+    token = ANONYMOUS_BEARER if principal.is_anonymous else registry_token_of(request)
+    return JSONResponse({"token": token, "access_token": token})
 
 
 def _presigned(request: Request) -> bool:
@@ -195,8 +257,15 @@ async def unauthorized(request: Request, error: Exception) -> Response:
         raise error
     settings: Settings = request.app.state.settings
     host = request.headers.get("host", settings.public_address).replace('"', "")
-    realm = f"{settings.public_scheme}://{host}"
-    challenge = f'Basic realm="{realm}",service="ecr.amazonaws.com"'
+    if _addresses_public(request):
+        # ECR Public's flow: a Bearer challenge naming the token endpoint (and the scope).
+        challenge = f'Bearer realm="{settings.public_scheme}://{host}/token",service="{host}"'
+        name = request.path_params.get("name", "").replace('"', "")
+        if name:
+            challenge += f',scope="repository:{name}:pull,push"'
+    else:
+        realm = f"{settings.public_scheme}://{host}"
+        challenge = f'Basic realm="{realm}",service="ecr.amazonaws.com"'
     return error_response(
         request, 401, "UNAUTHORIZED", error.message, headers={"WWW-Authenticate": challenge}
     )

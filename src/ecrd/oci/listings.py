@@ -33,8 +33,10 @@ async def list_tags(request: Request) -> Response:
     async def fetch(after: str | None, limit: int) -> list[str]:
         return await services.manifests.tags(repository, after, limit)
 
-    names, headers = await _page_of_names(request, f"/v2/{repository.name}/tags/list", fetch)
-    return JSONResponse({"name": repository.name, "tags": names}, headers=headers)
+    # Named as the path names it (`<alias>/<name>` for a public repository).
+    path_name = request.path_params["name"]
+    names, headers = await _page_of_names(request, f"/v2/{path_name}/tags/list", fetch)
+    return JSONResponse({"name": path_name, "tags": names}, headers=headers)
 
 
 async def catalog(request: Request) -> Response:

@@ -8,8 +8,8 @@ from starlette.responses import Response
 from ecrd.errors import ManifestNotFound, ManifestTooLarge
 from ecrd.metadata.records import Manifest
 from ecrd.oci.requests import (
+    address_of,
     bounded_body,
-    registry_of,
     repository_to_read,
     repository_to_write,
     services_of,
@@ -44,9 +44,9 @@ def _check_acceptable(request: Request, manifest: Manifest) -> None:
 
 async def get_manifest(request: Request) -> Response:
     services = services_of(request)
-    registry = await registry_of(request)
+    registry, name = await address_of(request)
     _, manifest = await services.manifests.find_for_pull(
-        registry, request.path_params["name"], request.path_params["reference"]
+        registry, name, request.path_params["reference"]
     )
     _check_acceptable(request, manifest)
     headers = {
@@ -75,7 +75,7 @@ async def put_manifest(request: Request) -> Response:
     )
     manifest = stored.manifest
     headers = {
-        "Location": f"/v2/{repository.name}/manifests/{manifest.digest}",
+        "Location": f"/v2/{request.path_params['name']}/manifests/{manifest.digest}",
         "Docker-Content-Digest": manifest.digest,
         "Content-Length": "0",
     }

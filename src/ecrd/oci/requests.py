@@ -8,6 +8,7 @@ from urllib.parse import urlencode
 
 from starlette.requests import ClientDisconnect, Request
 
+from ecrd.errors import RepositoryNotFound
 from ecrd.metadata.records import Registry, Repository
 from ecrd.oci.errors import OciError
 from ecrd.registry.services import RegistryServices
@@ -23,7 +24,24 @@ def services_of(request: Request) -> RegistryServices:
 
 
 async def registry_of(request: Request) -> Registry:
+    """The registry a request addresses: by its Host, and for a path naming a repository by
+    the path too (`<alias>/<name>` is a public repository)."""
+    if "name" in request.path_params:
+        return (await address_of(request))[0]
     return await services_of(request).registry_for_host(request.headers.get("host"))
+
+
+async def address_of(request: Request) -> tuple[Registry, str]:
+    """(registry, repository name) of the path's name; NAME_UNKNOWN for an unknown alias."""
+    known: tuple[Registry, str] | None = getattr(request.state, "address", None)
+    if known is not None:
+        return known
+    path_name = request.path_params["name"]
+    address = await services_of(request).address(request.headers.get("host"), path_name)
+    if address is None:
+        raise RepositoryNotFound(f"no public registry serves {path_name!r}")
+    request.state.address = address
+    return address
 
 
 async def repository_to_read(request: Request) -> Repository:
@@ -31,18 +49,16 @@ async def repository_to_read(request: Request) -> Repository:
     known: Repository | None = getattr(request.state, "repository", None)
     if known is not None:
         return known
-    services = services_of(request)
-    registry = await registry_of(request)
-    return await services.repositories.find(registry, request.path_params["name"])
+    registry, name = await address_of(request)
+    return await services_of(request).repositories.find(registry, name)
 
 
 async def repository_to_write(request: Request) -> Repository:
     known: Repository | None = getattr(request.state, "repository", None)
     if known is not None:
         return known
-    services = services_of(request)
-    registry = await registry_of(request)
-    return await services.repositories.for_push(registry, request.path_params["name"])
+    registry, name = await address_of(request)
+    return await services_of(request).repositories.for_push(registry, name)
 
 
 async def body_chunks(request: Request) -> AsyncIterator[bytes]:

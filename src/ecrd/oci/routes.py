@@ -21,6 +21,7 @@ from ecrd.oci.access import (
     finish_upload_actions,
     guarded,
     start_upload_actions,
+    token_endpoint,
 )
 
 _NAME = "/v2/{name:path}"
@@ -59,8 +60,12 @@ _TABLE: list[tuple[str, str, Endpoint, Actions]] = [
 
 
 def oci_routes() -> list[BaseRoute]:
-    """Each route authorized as the ECR action it stands for before it runs."""
+    """Each route authorized as the ECR action it stands for before it runs, and the token
+    endpoint ECR Public clients get their Bearer token from."""
     return [
-        Route(path, guarded(endpoint, actions), methods=[method])
-        for path, method, endpoint, actions in _TABLE
+        *(
+            Route(path, guarded(endpoint, actions), methods=[method])
+            for path, method, endpoint, actions in _TABLE
+        ),
+        Route("/token", token_endpoint, methods=["GET"]),
     ]

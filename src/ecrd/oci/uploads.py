@@ -15,7 +15,6 @@ from ecrd.oci.requests import (
     body_chunks,
     content_length,
     content_range_start,
-    registry_of,
     repository_to_read,
     repository_to_write,
     services_of,
@@ -23,11 +22,11 @@ from ecrd.oci.requests import (
 from ecrd.registry.uploads import BodyInterrupted
 
 
-def _upload_response(repository: Repository, upload: Upload, status: int) -> Response:
+def _upload_response(request: Request, upload: Upload, status: int) -> Response:
     return Response(
         status_code=status,
         headers={
-            "Location": f"/v2/{repository.name}/blobs/uploads/{upload.id}",
+            "Location": f"/v2/{request.path_params['name']}/blobs/uploads/{upload.id}",
             "Range": f"0-{max(upload.offset - 1, 0)}",
             "Docker-Upload-UUID": upload.id,
             "Content-Length": "0",
@@ -35,11 +34,11 @@ def _upload_response(repository: Repository, upload: Upload, status: int) -> Res
     )
 
 
-def _blob_created(repository: Repository, blob: Blob) -> Response:
+def _blob_created(request: Request, blob: Blob) -> Response:
     return Response(
         status_code=201,
         headers={
-            "Location": f"/v2/{repository.name}/blobs/{blob.digest}",
+            "Location": f"/v2/{request.path_params['name']}/blobs/{blob.digest}",
             "Docker-Content-Digest": blob.digest,
             "Content-Length": "0",
         },
@@ -54,11 +53,11 @@ async def start_upload(request: Request) -> Response:
     if mount_digest and source_name:
         mounted = await _try_mount(request, repository, mount_digest, source_name)
         if mounted is not None:
-            return _blob_created(repository, mounted)
+            return _blob_created(request, mounted)
     digest = request.query_params.get("digest")
     upload = await services.uploads.start(repository)
     if digest is None:
-        return _upload_response(repository, upload, 202)
+        return _upload_response(request, upload, 202)
     # Monolithic upload: the whole blob in this one request, or nothing left behind.
     try:
         appended = await services.uploads.append(
@@ -68,19 +67,19 @@ async def start_upload(request: Request) -> Response:
     except (RegistryError, BodyInterrupted, OciError):
         await _cancel_quietly(request, repository, upload.id)
         raise
-    return _blob_created(repository, blob)
+    return _blob_created(request, blob)
 
 
 async def _try_mount(
     request: Request, repository: Repository, digest: str, source_name: str
 ) -> Blob | None:
     services = services_of(request)
-    registry = await registry_of(request)
+    address = await services.address(request.headers.get("host"), source_name)
     # A source that is missing, misnamed or not readable by the caller: a plain upload instead.
-    if not await allowed(request, DOWNLOAD, registry, source_name):
+    if address is None or not await allowed(request, DOWNLOAD, *address):
         return None
     try:
-        source = await services.repositories.find(registry, source_name)
+        source = await services.repositories.find(*address)
     except RegistryError:
         return None
     return await services.blobs.mount(repository, source, digest)
@@ -99,7 +98,7 @@ async def patch_upload(request: Request) -> Response:
     upload = await services.uploads.append(
         repository, upload_id, body_chunks(request), start=start, length=content_length(request)
     )
-    return _upload_response(repository, upload, 202)
+    return _upload_response(request, upload, 202)
 
 
 async def finish_upload(request: Request) -> Response:
@@ -117,14 +116,14 @@ async def finish_upload(request: Request) -> Response:
             repository, upload_id, body_chunks(request), start=start, length=length
         )
     blob = await services.uploads.finish(repository, upload_id, digest, appended)
-    return _blob_created(repository, blob)
+    return _blob_created(request, blob)
 
 
 async def upload_status(request: Request) -> Response:
     services = services_of(request)
     repository = await repository_to_read(request)
     upload = await services.uploads.get(repository, request.path_params["upload_id"])
-    return _upload_response(repository, upload, 204)
+    return _upload_response(request, upload, 204)
 
 
 async def cancel_upload(request: Request) -> Response:

@@ -43,6 +43,17 @@ class RegistryHosts:
         """`<public host>/<alias>`: what a public repository's URI starts with."""
         return f"{self._public_address}/{registry.alias}"
 
+    def public_host_named_by(self, host_header: str | None) -> bool:
+        """Whether a Host header names the public registry host (when it has its own)."""
+        if self._public_address == self._address or not host_header:
+            return False
+        return host_header.lower() == self._public_address.lower()
+
+    @property
+    def public_host_shared(self) -> bool:
+        """Whether public repositories share the private host (told apart by their alias)."""
+        return self._public_address == self._address
+
     def gallery_url(self, path: str) -> str:
         """A URL on the public host (the gallery and what it serves)."""
         return f"{self._scheme}://{self._public_address}{path}"

@@ -49,6 +49,27 @@ class RegistryServices:
         account_id, region = named or (self.default_account_id, self.default_region)
         return await self.registries.ensure(account_id, region)
 
+    async def address(self, host: str | None, path_name: str) -> tuple[Registry, str] | None:
+        """The registry and repository name a data-plane path names.
+
+        On the public host a path is `<alias>/<name>`. Where public repositories share the
+        private host, a path whose first part is a public alias is public (a private name that
+        begins with an alias is shadowed by it: give the public registry its own host to keep
+        the two apart). None: a public host path whose alias no registry has.
+        """
+        alias, _, rest = path_name.partition("/")
+        if self.hosts.public_host_named_by(host):
+            registry = await self._public_registry(alias)
+            return None if registry is None or not rest else (registry, rest)
+        if rest and self.hosts.public_host_shared:
+            registry = await self._public_registry(alias)
+            if registry is not None:
+                return registry, rest
+        return await self.registry_for_host(host), path_name
+
+    async def _public_registry(self, alias: str) -> Registry | None:
+        return await self.registries.by_alias(alias)
+
     async def close(self) -> None:
         await self.database.close()
 
