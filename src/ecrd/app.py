@@ -25,6 +25,7 @@ from ecrd.oci.routes import oci_routes
 from ecrd.registry.services import RegistryServices, build_services
 from ecrd.registry.uploads import BodyInterrupted
 from ecrd.settings import Settings
+from ecrd.web.gallery import gallery_routes
 
 _API_VERSION_HEADER = (b"docker-distribution-api-version", b"registry/2.0")
 UPLOAD_SWEEP_INTERVAL_SECONDS = 3600
@@ -94,7 +95,11 @@ def create_app(settings: Settings, migrate: bool = True) -> Starlette:
 
     aws_endpoint = AwsEndpoint(load_services(), operation_tables())
     app = Starlette(
-        routes=[Route("/", aws_endpoint.handle, methods=["POST"]), *oci_routes()],
+        routes=[
+            Route("/", aws_endpoint.handle, methods=["POST"]),
+            *oci_routes(),
+            *gallery_routes(),
+        ],
         lifespan=lifespan,
         exception_handlers={
             RegistryError: registry_error,

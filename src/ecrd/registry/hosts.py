@@ -43,6 +43,10 @@ class RegistryHosts:
         """`<public host>/<alias>`: what a public repository's URI starts with."""
         return f"{self._public_address}/{registry.alias}"
 
+    def public_image(self, alias: str, name: str) -> str:
+        """`<public host>/<alias>/<name>`: what `docker pull` takes."""
+        return f"{self._public_address}/{alias}/{name}"
+
     def public_host_named_by(self, host_header: str | None) -> bool:
         """Whether a Host header names the public registry host (when it has its own)."""
         if self._public_address == self._address or not host_header:

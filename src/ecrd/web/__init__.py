@@ -1,0 +1,1 @@
+"""The public gallery: server-rendered pages of the ECR Public repositories."""
