@@ -153,6 +153,17 @@ class ImageStore:
             lambda connection: {row.name: row.digest for row in connection.execute(query)}
         )
 
+    async def tag_times(self, repository_id: int, tag_names: list[str]) -> dict[str, datetime]:
+        """When each tag was last set (made, or moved to another image)."""
+        query = select(tags.c.name, tags.c.updated_at).where(
+            (tags.c.repository_id == repository_id) & tags.c.name.in_(tag_names)
+        )
+        return await self._database.read(
+            lambda connection: {
+                row.name: as_utc(row.updated_at) for row in connection.execute(query)
+            }
+        )
+
     async def id_page(
         self,
         repository_id: int,

@@ -8,6 +8,7 @@ and ECR's wording for failures.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from ecrd.errors import (
     DigestMismatch,
@@ -103,6 +104,9 @@ class ImageService:
     ) -> ImagePage:
         found = await self._images.page(repository.id, tag_status, after_id, limit + 1)
         return ImagePage(found[:limit], has_more=len(found) > limit)
+
+    async def tag_times(self, repository: Repository, tags: list[str]) -> dict[str, datetime]:
+        return await self._images.tag_times(repository.id, tags)
 
     async def id_page(
         self,

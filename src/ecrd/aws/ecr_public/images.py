@@ -22,6 +22,8 @@ async def describe_image_tags(call: Call, params: dict[str, Any]) -> dict[str, A
     images = {
         image.digest: image for image in await call.services.images.describe(repository, digests)
     }
+    tag_names = [tag for _id, _digest, tag in entries if tag is not None]
+    tagged_at = await call.services.images.tag_times(repository, tag_names)
     details = []
     for _manifest_id, digest, tag in entries:
         image = images[digest]
@@ -34,8 +36,8 @@ async def describe_image_tags(call: Call, params: dict[str, Any]) -> dict[str, A
         artifact_media_type = image.config_media_type or image.artifact_type
         if artifact_media_type is not None:
             detail["artifactMediaType"] = artifact_media_type
-        # ecrd keeps no separate time for a tag; it is as old as the image it names.
-        details.append({"imageTag": tag, "createdAt": image.pushed_at, "imageDetail": detail})
+        created_at = tagged_at.get(tag or "", image.pushed_at)
+        details.append({"imageTag": tag, "createdAt": created_at, "imageDetail": detail})
     output: dict[str, Any] = {"imageTagDetails": details}
     if has_more:
         last_id, _digest, last_tag = entries[-1]

@@ -17,11 +17,11 @@ from ecrd.aws.errors import AwsError
 
 
 async def create_repository(call: Call, params: dict[str, Any]) -> dict[str, Any]:
+    # Checked before anything is made: a refused request leaves no repository behind.
+    stored = stored_catalog_data(None, params["catalogData"]) if params.get("catalogData") else None
     created = await ecr_repositories.create_repository(call, params)
     registry, repository = await call.repository(params)
-    stored = None
-    if params.get("catalogData"):
-        stored = stored_catalog_data(None, params["catalogData"])
+    if stored is not None:
         await call.services.repositories.set_catalog_data(repository, stored)
     output = narrow(call.operation.output_shape, created)
     output["catalogData"] = catalog_data_output(call, registry, repository, stored)
