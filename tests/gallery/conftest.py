@@ -13,9 +13,13 @@ CHROMIUM = Path("/usr/bin/chromium")
 TIMEOUT_MS = 10_000
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """Debian's chromium, headless; the tests skip when it or Playwright is missing."""
+    """Debian's chromium, headless; the tests skip when it or Playwright is missing.
+
+    Module-scoped on purpose: Playwright's sync API runs an event loop on the main thread
+    while it is open, and later tests call asyncio.run(), which refuses to nest in one.
+    """
     if not CHROMIUM.exists():
         pytest.skip(f"{CHROMIUM} is missing (scripts/install-test-tools installs chromium)")
     try:
