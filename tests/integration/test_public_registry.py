@@ -287,3 +287,32 @@ def test_public_repositories_share_the_host_when_none_is_configured(
         "tags": [],
     }
     assert anonymous.get(f"/v2/{name}/tags/list").status_code == 401
+
+
+def test_referrers_are_public_and_deletes_need_the_ecr_public_action(
+    public_server: EcrdServer, bare_skopeo: Skopeo, public: Any, public_host: str, tmp_path: Path
+) -> None:
+    # given an image in a public repository
+    name = new_public_repository(public)
+    source = tmp_path / "source"
+    pushed = single_image(source, "v1", seed="public-delete")
+    password = public_password(public)
+    copy(
+        bare_skopeo, "--dest-tls-verify=false", "--dest-creds", f"AWS:{password}",
+        f"oci:{source}:v1", f"docker://{public_host}/{ALIAS}/{name}:v1",
+    )  # fmt: skip
+    manifest_path = f"/v2/{ALIAS}/{name}/manifests/{pushed.digest}"
+    with httpx.Client(base_url=public_server.url, timeout=10) as http:
+        host = {"Host": public_host}
+        # then anyone reads its referrers (an empty index)
+        referrers = http.get(f"/v2/{ALIAS}/{name}/referrers/{pushed.digest}", headers=host)
+        assert referrers.status_code == 200
+        assert referrers.json()["manifests"] == []
+        # when an anonymous client deletes it, then it is challenged and the image stays
+        assert http.delete(manifest_path, headers=host).status_code == 401
+        assert http.head(manifest_path, headers=host).status_code == 200
+        # when the owner deletes it with its Bearer token, then it is gone for everyone
+        bearer = {**host, "Authorization": f"Bearer {password}"}
+        assert http.delete(manifest_path, headers=bearer).status_code == 202
+        assert http.head(manifest_path, headers=host).status_code == 404
+    assert public.describe_images(repositoryName=name)["imageDetails"] == []
