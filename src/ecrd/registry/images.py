@@ -28,6 +28,17 @@ class ImagePage:
     has_more: bool
 
 
+@dataclass(frozen=True)
+class TaggedImage:
+    """One tag and the image it names, with when the tag was last set."""
+
+    tag: str
+    image: ImageSummary
+    tagged_at: datetime
+    # Where the next page starts after this entry: (manifest id, tag).
+    position: tuple[int, str]
+
+
 class ImageService:
     def __init__(self, manifests: ManifestService, images: ImageStore) -> None:
         self._manifests = manifests
@@ -105,8 +116,23 @@ class ImageService:
         found = await self._images.page(repository.id, tag_status, after_id, limit + 1)
         return ImagePage(found[:limit], has_more=len(found) > limit)
 
-    async def tag_times(self, repository: Repository, tags: list[str]) -> dict[str, datetime]:
-        return await self._images.tag_times(repository.id, tags)
+    async def tagged_page(
+        self, repository: Repository, after: tuple[int, str] | None, limit: int
+    ) -> tuple[list[TaggedImage], bool]:
+        """A page of the repository's tags with their images, in (manifest id, tag) order."""
+        entries, has_more = await self.id_page(repository, "TAGGED", after, limit)
+        digests = list(dict.fromkeys(digest for _id, digest, _tag in entries))
+        images = {image.digest: image for image in await self.describe(repository, digests)}
+        tags = [tag for _id, _digest, tag in entries if tag is not None]
+        tagged_at = await self._images.tag_times(repository.id, tags)
+        page = [
+            TaggedImage(
+                tag, images[digest], tagged_at.get(tag, images[digest].pushed_at), (id_, tag)
+            )
+            for id_, digest, tag in entries
+            if tag is not None
+        ]
+        return page, has_more
 
     async def id_page(
         self,

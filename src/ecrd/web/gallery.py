@@ -94,17 +94,14 @@ async def _tags(request: Request, alias: str, name: str) -> list[dict[str, Any]]
     repository = None if registry is None else await services.repositories.lookup(registry, name)
     if repository is None:
         return []
-    entries, _ = await services.images.id_page(repository, "TAGGED", None, MAX_TAGS)
-    digests = list(dict.fromkeys(digest for _id, digest, _tag in entries))
-    images = {i.digest: i for i in await services.images.describe(repository, digests)}
+    page, _ = await services.images.tagged_page(repository, None, MAX_TAGS)
     rows = [
         {
-            "tag": tag,
-            "digest": digest,
-            "size": human_size(images[digest].size),
-            "pushed_at": images[digest].pushed_at,
+            "tag": entry.tag,
+            "size": human_size(entry.image.size),
+            "pushed_at": entry.image.pushed_at,
         }
-        for _id, digest, tag in entries
+        for entry in page
     ]
     rows.sort(key=lambda row: (row["pushed_at"], row["tag"]), reverse=True)
     return rows

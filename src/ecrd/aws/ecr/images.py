@@ -150,7 +150,7 @@ async def batch_delete_image(call: Call, params: dict[str, Any]) -> dict[str, An
     return {"imageIds": deleted, "failures": failures}
 
 
-def _image_detail(registry: Registry, repository: Repository, image: ImageSummary
+def image_detail(registry: Registry, repository: Repository, image: ImageSummary
                   ) -> dict[str, Any]:  # fmt: skip
     detail: dict[str, Any] = {
         "registryId": registry.account_id,
@@ -205,7 +205,7 @@ async def describe_images(call: Call, params: dict[str, Any]) -> dict[str, Any]:
         return {"imageDetails": []}
     page = await call.services.images.page(repository, tag_status, after, limit)
     output: dict[str, Any] = {
-        "imageDetails": [_image_detail(registry, repository, image) for image in page.images]
+        "imageDetails": [image_detail(registry, repository, image) for image in page.images]
     }
     if page.has_more:
         output["nextToken"] = encode_token(scope, page.images[-1].id)
@@ -237,7 +237,7 @@ async def _describe_by_ids(
         if digest not in found:
             raise _image_not_found(registry, repository, image_id)
     for digest in dict.fromkeys(wanted):
-        details.append(_image_detail(registry, repository, found[digest]))
+        details.append(image_detail(registry, repository, found[digest]))
     return details
 
 

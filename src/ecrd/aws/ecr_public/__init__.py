@@ -17,8 +17,8 @@ from ecrd.aws.endpoint import Operation
 
 OPERATIONS: dict[str, Operation] = {
     "CreateRepository": repositories.create_repository,
-    "DescribeRepositories": repositories.describe_repositories,
-    "DeleteRepository": repositories.delete_repository,
+    "DescribeRepositories": narrowed(ecr_repositories.describe_repositories),
+    "DeleteRepository": narrowed(ecr_repositories.delete_repository),
     "GetRepositoryCatalogData": repositories.get_repository_catalog_data,
     "PutRepositoryCatalogData": repositories.put_repository_catalog_data,
     "DescribeRegistries": registries.describe_registries,

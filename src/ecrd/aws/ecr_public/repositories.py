@@ -1,8 +1,9 @@
-"""ECR Public repositories: create (with catalog data), describe, delete, catalog data.
+"""ECR Public repositories: create (with catalog data) and catalog data.
 
-Creating, describing and deleting run ECR's operations on the account's public registry and
-narrow their answers to ECR Public's shapes; ECR Public has no mutability, scanning or
-encryption settings, so the ECR defaults it gets are never shown.
+Creating runs ECR's operation on the account's public registry and narrows its answer to ECR
+Public's shape (describe and delete are ECR's, narrowed, in the operation table); ECR Public
+has no mutability, scanning or encryption settings, so the ECR defaults it gets are never
+shown.
 """
 
 from __future__ import annotations
@@ -26,20 +27,6 @@ async def create_repository(call: Call, params: dict[str, Any]) -> dict[str, Any
     output = narrow(call.operation.output_shape, created)
     output["catalogData"] = catalog_data_output(call, registry, repository, stored)
     return dict(output)
-
-
-async def describe_repositories(call: Call, params: dict[str, Any]) -> dict[str, Any]:
-    return dict(
-        narrow(
-            call.operation.output_shape, await ecr_repositories.describe_repositories(call, params)
-        )
-    )
-
-
-async def delete_repository(call: Call, params: dict[str, Any]) -> dict[str, Any]:
-    return dict(
-        narrow(call.operation.output_shape, await ecr_repositories.delete_repository(call, params))
-    )
 
 
 async def get_repository_catalog_data(call: Call, params: dict[str, Any]) -> dict[str, Any]:
