@@ -60,9 +60,10 @@ class Authorizer:
         self._repositories = repositories
 
     async def check(
-        self, principal: Principal, action: str, target: Target, origin: Origin
+        self, principal: Principal, actions: Sequence[str], target: Target, origin: Origin
     ) -> None:
-        """Return if `principal` may do `action` to `target`; AccessDenied otherwise."""
+        """Return if `principal` may do each of `actions` to `target`; AccessDenied for the
+        first it may not. Policies and condition keys are gathered once for all of them."""
         resource_texts = []
         if target.repository is not None and target.repository.policy_text:
             resource_texts.append(target.repository.policy_text)
@@ -76,23 +77,24 @@ class Authorizer:
             # A stored policy that no longer parses must not silently drop a Deny.
             logger.error("a stored policy cannot be read: %s", error.message)
             raise AccessDenied(
-                f"User: {principal.display_arn} is not authorized to perform: {action} on "
+                f"User: {principal.display_arn} is not authorized to perform: {actions[0]} on "
                 f"resource: {target.resource} because a policy that applies cannot be read",
                 principal,
             ) from None
         context = await self._context(principal, target, origin, identity + resource)
-        request = AccessRequest(
-            principal=principal,
-            action=action,
-            resource=target.resource,
-            resource_account=target.registry.account_id,
-            context=context,
-            identity_policies=identity,
-            resource_policies=resource,
-        )
-        decision = evaluate(request)
-        if not decision.allowed:
-            raise AccessDenied(decision.denial_message(request), principal)
+        for action in actions:
+            request = AccessRequest(
+                principal=principal,
+                action=action,
+                resource=target.resource,
+                resource_account=target.registry.account_id,
+                context=context,
+                identity_policies=identity,
+                resource_policies=resource,
+            )
+            decision = evaluate(request)
+            if not decision.allowed:
+                raise AccessDenied(decision.denial_message(request), principal)
 
     async def _context(
         self,

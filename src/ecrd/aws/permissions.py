@@ -73,6 +73,6 @@ def request_tags(params: dict[str, Any]) -> dict[str, str | list[str]]:
 
 async def authorize_call(call: Call, params: dict[str, Any], origin: Origin) -> None:
     """AccessDenied unless the caller may do this call to every resource it touches."""
-    action = action_of(call)
+    actions = (action_of(call),)
     for target in await targets_of(call, params):
-        await call.services.authorizer.check(call.principal, action, target, origin)
+        await call.services.authorizer.check(call.principal, actions, target, origin)

@@ -107,9 +107,7 @@ async def admit(request: Request, actions: tuple[str, ...] | None) -> None:
         return
     if "name" not in request.path_params:
         registry = await registry_of(request)
-        every_repository = Target(registry, repository_arn(registry, "*"))
-        for action in actions:
-            await _check(request, principal, action, every_repository)
+        await _check(request, principal, actions, Target(registry, repository_arn(registry, "*")))
         return
     registry, name = await address_of(request)
     check_repository_name(name)
@@ -119,11 +117,11 @@ async def admit(request: Request, actions: tuple[str, ...] | None) -> None:
     if registry.kind == "public":
         await _admit_public(request, principal, actions, registry, name, repository)
         return
-    target = Target(registry, repository_arn(registry, name), repository)
-    for action in actions:
-        await _check(request, principal, action, target)
     if repository is None and _PUSH_ACTIONS.intersection(actions):
-        await _check(request, principal, CREATE, Target(registry, repository_arn(registry, name)))
+        actions = (*actions, CREATE)
+    await _check(
+        request, principal, actions, Target(registry, repository_arn(registry, name), repository)
+    )
 
 
 async def _admit_public(
@@ -143,9 +141,8 @@ async def _admit_public(
         raise Unauthorized("authentication required")
     if repository is None:
         raise repository_not_found(registry, name)
-    target = Target(registry, repository.arn, repository)
-    for action in needed:
-        await _check(request, principal, "ecr-public:" + action.removeprefix("ecr:"), target)
+    public_actions = tuple("ecr-public:" + action.removeprefix("ecr:") for action in needed)
+    await _check(request, principal, public_actions, Target(registry, repository.arn, repository))
 
 
 async def allowed(request: Request, action: str, registry: Registry, name: str) -> bool:
@@ -158,21 +155,21 @@ async def allowed(request: Request, action: str, registry: Registry, name: str) 
         return True
     principal: Principal = getattr(request.state, "principal", ANONYMOUS)
     try:
-        await _check(request, principal, action, Target(registry, repository.arn, repository))
-    except OciError:
-        return False
-    except Unauthorized:
+        await _check(request, principal, (action,), Target(registry, repository.arn, repository))
+    except (OciError, Unauthorized):
         return False
     return True
 
 
-async def _check(request: Request, principal: Principal, action: str, target: Target) -> None:
+async def _check(
+    request: Request, principal: Principal, actions: tuple[str, ...], target: Target
+) -> None:
     origin = Origin(
         source_ip=request.client.host if request.client else None,
         secure=request.url.scheme == "https",
     )
     try:
-        await services_of(request).authorizer.check(principal, action, target, origin)
+        await services_of(request).authorizer.check(principal, actions, target, origin)
     except AccessDenied as denied:
         if principal.is_anonymous:
             raise Unauthorized("authentication required") from None
@@ -212,7 +209,7 @@ def registry_token_of(request: Request) -> str | None:
         token = credentials.strip()
         return None if token in ("", ANONYMOUS_BEARER) else token
     if scheme.lower() != "basic":
-        raise Unauthorized("only Basic or Bearer authentication with a registry token works")
+        raise Unauthorized("log in with Basic authentication: user AWS, a registry token")
     try:
         decoded = base64.b64decode(credentials.strip(), validate=True).decode()
         user, _, password = decoded.partition(":")
