@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError
+from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -63,10 +63,34 @@ class Settings(BaseSettings):
     bootstrap_access_key_id: str = Field("", pattern=r"^([A-Z0-9]{16,32})?$")
     # A SecretStr never shows its value in a repr, a dump or an error message.
     bootstrap_secret_access_key: SecretStr = SecretStr("")
+    # The URL clients use to reach this server, when it differs from what it listens on: a
+    # TLS-terminating proxy in front makes it https://. It sets the scheme and host of
+    # repositoryUri, proxyEndpoint and the token realm (and replaces public_host).
+    public_url: str = Field(
+        "", pattern=r"^(https?://([A-Za-z0-9.-]+|\[[0-9A-Fa-f:]+\])(:\d{1,5})?)?$"
+    )
+    # A client must send its whole request head (line and headers) within this time.
+    request_head_timeout_seconds: float = Field(20.0, gt=0, le=3600)
+    # A request body that sends nothing for this long is dropped (its upload keeps the bytes
+    # that arrived, so the client can resume).
+    request_body_stall_seconds: float = Field(60.0, gt=0, le=3600)
+    # Uploads open at once in one registry; past it, a new upload is refused until some
+    # finish, are cancelled or expire.
+    max_open_uploads: int = Field(1000, ge=1, le=1_000_000)
+    # "text": one line per record for people; "json": one JSON object per line for machines.
+    log_format: Literal["text", "json"] = "text"
+
+    @model_validator(mode="after")
+    def _one_public_address(self) -> Settings:
+        if self.public_url and self.public_host:
+            raise ValueError("public_url: give public_url or public_host, not both")
+        return self
 
     @property
     def public_address(self) -> str:
         """host[:port] that clients use to reach the server."""
+        if self.public_url:
+            return self.public_url.partition("://")[2]
         if self.public_host:
             return self.public_host
         host = "localhost" if self.host in ("0.0.0.0", "::", "") else self.host
@@ -76,6 +100,9 @@ class Settings(BaseSettings):
 
     @property
     def public_scheme(self) -> str:
+        """The scheme clients use: public_url's, else https when ecrd itself serves TLS."""
+        if self.public_url:
+            return self.public_url.partition("://")[0]
         return "https" if self.tls_cert is not None else "http"
 
     @property
@@ -126,6 +153,9 @@ def load_settings(config_file: Path | None = None, **flags: Any) -> Settings:
         first = error.errors()[0]
         key = ".".join(str(part) for part in first["loc"]) or "settings"
         message = first["msg"]
+        if not first["loc"] and first["type"] == "value_error":
+            # A rule across settings names its setting first: "public_url: ...".
+            key, _, message = message.removeprefix("Value error, ").partition(": ")
         if first["type"] == "extra_forbidden":
             message = "unknown setting"
         raise SettingsError(f"invalid setting {key!r}: {message}") from None
