@@ -18,9 +18,10 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import httpx
 
@@ -304,7 +305,7 @@ async def patch_then_put(
     repo: str,
     body: AsyncIterator[bytes],
     size: int,
-    digest_of_body: callable,  # type: ignore[valid-type]
+    digest_of_body: Callable[[], str],
 ) -> str:
     """POST, one PATCH carrying the whole streamed body, then an empty PUT with the digest,
     which `digest_of_body()` gives once the body has been sent (hashed on the way out)."""
@@ -328,8 +329,17 @@ async def patch_then_put(
     return digest
 
 
+class Hasher(Protocol):
+    def update(self, data: bytes, /) -> None: ...
+
+
 async def get_blob_to_devnull(
-    client: httpx.AsyncClient, base: str, repo: str, digest: str, size: int, hasher=None
+    client: httpx.AsyncClient,
+    base: str,
+    repo: str,
+    digest: str,
+    size: int,
+    hasher: Hasher | None = None,
 ) -> int:
     """GET a blob, writing it to /dev/null as it arrives; check the size (and hash, if given)."""
     received = 0

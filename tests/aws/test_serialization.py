@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from botocore.loaders import Loader  # type: ignore[import-untyped]
-from botocore.model import ServiceModel  # type: ignore[import-untyped]
+from botocore.loaders import Loader
+from botocore.model import ServiceModel
 
 from ecrd.aws.serialization import serialize_output
 

@@ -12,8 +12,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from botocore.loaders import Loader  # type: ignore[import-untyped]
-from botocore.model import ServiceModel, Shape  # type: ignore[import-untyped]
+from botocore.loaders import Loader
+from botocore.model import ServiceModel, Shape
 
 from ecrd.aws.validation import ParameterInvalid, _compiled_pattern, validate_input
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Set as AbstractSet
 
 import pytest
 
@@ -25,7 +26,7 @@ DIGEST_D = "sha256:" + "d" * 64
 
 
 async def put(store: ManifestStore, repository: Repository, digest: str, tag: str | None,
-              size: int = 10, children: set[str] = frozenset()) -> None:  # fmt: skip
+              size: int = 10, children: AbstractSet[str] = frozenset()) -> None:  # fmt: skip
     new = dataclasses.replace(manifest(digest, children=children), size=size)
     await store.put(repository.id, new, tag, require_references=False)
 
@@ -66,7 +67,7 @@ def test_image_pages_filter_and_continue(database_url: tuple[str, str | None]) -
         untagged = await images.page(repository.id, "UNTAGGED", None, 10)
         assert [i.digest for i in untagged] == [DIGEST_B]
         # Image ids: one per tag, one for the untagged image; pages split within an image
-        ids = []
+        ids: list[tuple[str, str | None]] = []
         after = None
         for _ in range(10):
             page = await images.id_page(repository.id, "ANY", after, 1)

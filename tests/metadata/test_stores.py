@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Awaitable, Callable
+from collections.abc import Set as AbstractSet
 
 import pytest
 
@@ -54,8 +55,8 @@ async def by_digest(store: ManifestStore, repository: Repository, digest: str) -
 
 def manifest(
     digest: str,
-    blobs: set[str] = frozenset(),
-    children: set[str] = frozenset(),
+    blobs: AbstractSet[str] = frozenset(),
+    children: AbstractSet[str] = frozenset(),
     subject: str | None = None,
     artifact_type: str | None = None,
 ) -> NewManifest:

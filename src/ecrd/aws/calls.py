@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from botocore.model import OperationModel  # type: ignore[import-untyped]
+from botocore.model import OperationModel
 
 from ecrd.auth.principals import Principal
 from ecrd.metadata.records import Registry, Repository

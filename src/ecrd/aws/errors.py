@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from botocore.model import OperationModel  # type: ignore[import-untyped]
+from botocore.model import OperationModel
 
 from ecrd import errors
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from botocore.loaders import Loader  # type: ignore[import-untyped]
-from botocore.model import OperationModel, ServiceModel  # type: ignore[import-untyped]
+from botocore.loaders import Loader
+from botocore.model import OperationModel, ServiceModel
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from botocore.model import ListShape, MapShape, Shape  # type: ignore[import-untyped]
+from botocore.model import ListShape, MapShape, Shape
 
 
 def serialize_output(shape: Shape | None, value: Any) -> Any:

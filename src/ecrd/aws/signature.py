@@ -15,9 +15,9 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from botocore.auth import SigV4Auth  # type: ignore[import-untyped]
-from botocore.awsrequest import AWSRequest, HTTPHeaders  # type: ignore[import-untyped]
-from botocore.credentials import Credentials  # type: ignore[import-untyped]
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest, HTTPHeaders
+from botocore.credentials import Credentials
 
 from ecrd.aws.errors import AwsError
 
@@ -174,8 +174,9 @@ def _check_time(timestamp: str, now: datetime) -> None:
 def verify_signature(request: ReceivedRequest, signed: SignedRequest, secret: str) -> None:
     """InvalidSignatureException unless `secret` signed exactly this request."""
     declared_hash = _header(request, "x-amz-content-sha256")
+    # Compared as bytes: compare_digest raises TypeError for str with non-ASCII characters.
     if declared_hash is not None and not hmac.compare_digest(
-        declared_hash, hashlib.sha256(request.body).hexdigest()
+        declared_hash.encode(), hashlib.sha256(request.body).hexdigest().encode()
     ):
         raise AwsError(
             "InvalidSignatureException",
@@ -192,7 +193,7 @@ def verify_signature(request: ReceivedRequest, signed: SignedRequest, secret: st
     aws_request.context["timestamp"] = signed.timestamp
     canonical = signer.canonical_request(aws_request)
     expected = signer.signature(signer.string_to_sign(aws_request, canonical), aws_request)
-    if not hmac.compare_digest(expected, signed.signature):
+    if not hmac.compare_digest(expected.encode(), signed.signature.encode()):
         raise AwsError("InvalidSignatureException", _SIGNATURE_MISMATCH)
 
 

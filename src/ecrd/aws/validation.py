@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-from botocore.model import (  # type: ignore[import-untyped]
+from botocore.model import (
     ListShape,
     MapShape,
     Shape,
@@ -37,6 +37,7 @@ logger = logging.getLogger("ecrd.aws")
 
 # Longest rendering of an offending value in a ValidationException message; AWS cuts there too.
 _MAX_RENDERED_VALUE = 100
+_ENUM_CONSTRAINT = "must satisfy enum value set: "
 _INT32 = (-(2**31), 2**31 - 1)
 _INT64 = (-(2**63), 2**63 - 1)
 
@@ -67,9 +68,17 @@ class ParameterInvalid(Exception):
         self.value = value
 
     def invalid_parameter_message(self) -> str:
-        """ECR's InvalidParameterException message."""
+        """ECR's InvalidParameterException message.
+
+        ECR quotes most constraints bare ('must have length less than or equal to 256') but
+        an enum's as the validation layer words it ('Member must satisfy enum value set:
+        [...]'), so that one keeps its subject here too.
+        """
         where = f"at '{self.member}'" if self.member else "in the request body"
-        return f"Invalid parameter {where} failed to satisfy constraint: '{self.constraint}'"
+        subject = "Member " if self.constraint.startswith(_ENUM_CONSTRAINT) else ""
+        return (
+            f"Invalid parameter {where} failed to satisfy constraint: '{subject}{self.constraint}'"
+        )
 
     def validation_message(self) -> str:
         """AWS's ValidationException message, the value cut to about 100 characters."""
@@ -157,7 +166,7 @@ def _string(shape: Shape, value: object, path: str) -> str:
         raise ParameterInvalid(path, "must be a string", value)
     enum = shape.enum
     if enum and value not in enum:
-        raise ParameterInvalid(path, f"must satisfy enum value set: [{', '.join(enum)}]", value)
+        raise ParameterInvalid(path, f"{_ENUM_CONSTRAINT}[{', '.join(enum)}]", value)
     # Length before pattern: the model's maximum bounds the work the pattern does.
     _check_length(shape, len(value), value, path)
     pattern_text = shape.metadata.get("pattern")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from botocore.model import Shape  # type: ignore[import-untyped]
+from botocore.model import Shape
 
 from ecrd.aws.calls import Call
 from ecrd.aws.endpoint import Operation
