@@ -1,8 +1,16 @@
-"""Shared fixtures: a real ecrd server process on a free loopback port."""
+"""Shared fixtures: a real ecrd server process on a free loopback port.
+
+`pytest --metadata=postgresql` runs every server on the PostgreSQL at 127.0.0.1:5432 (a
+database of its own, dropped at the end of the session) instead of SQLite in its data folder;
+scripts/test runs the suite both ways. Under CI (`CI=true`) a PostgreSQL that does not answer
+fails the run instead of skipping it.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import concurrent.futures
 import json
 import os
 import signal
@@ -11,7 +19,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +33,7 @@ from botocore.config import Config
 from botocore.credentials import Credentials
 
 START_TIMEOUT_SECONDS = 30
+POSTGRES_SERVER_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432"
 REGION = "us-east-1"
 ACCOUNT_ID = "000000000000"
 # The default account's root key: every test server starts with it (ECRD_BOOTSTRAP_*).
@@ -34,6 +43,93 @@ _SERVICE_BY_TARGET = {
     "AmazonEC2ContainerRegistry_V20150921": "ecr",
     "SpencerFrontendService": "ecr-public",
 }
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--metadata",
+        choices=["sqlite", "postgresql"],
+        default="sqlite",
+        help="the metadata store every test server uses (default sqlite)",
+    )
+
+
+class _Backend:
+    """The metadata store test servers use, and the PostgreSQL databases made for them."""
+
+    name = "sqlite"
+    created_databases: list[str] = []
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    _Backend.name = config.getoption("--metadata")
+    config.addinivalue_line(
+        "markers",
+        "metadata_independent: runs no server whose metadata store matters (only in the "
+        "SQLite pass)",
+    )
+    if _Backend.name == "postgresql":
+        reason = postgres_unreachable_reason()
+        if reason is not None:
+            if os.environ.get("CI") == "true":
+                pytest.exit(f"CI: {reason}", returncode=1)
+            pytest.exit(f"skipping the PostgreSQL pass: {reason}", returncode=0)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The PostgreSQL pass leaves out what does not depend on the metadata store."""
+    if _Backend.name != "postgresql":
+        return
+    metadata_tests = Path(__file__).parent / "metadata"  # they run on both stores already
+    kept = [
+        item
+        for item in items
+        if item.get_closest_marker("metadata_independent") is None
+        and metadata_tests not in item.path.parents
+    ]
+    if len(kept) != len(items):
+        config.hook.pytest_deselected(items=[i for i in items if i not in kept])
+        items[:] = kept
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    for database in _Backend.created_databases:
+        _postgres_statement(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+    _Backend.created_databases.clear()
+
+
+def _postgres_statement(statement: str) -> None:
+    import asyncpg
+
+    async def run() -> None:
+        connection = await asyncpg.connect(
+            POSTGRES_SERVER_URL.replace("+asyncpg", "") + "/test", timeout=10
+        )
+        try:
+            await connection.execute(statement)
+        finally:
+            await connection.close()
+
+    # In a thread of its own: a test may already run an event loop on this one (Playwright).
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as thread:
+        thread.submit(asyncio.run, run()).result(timeout=60)
+
+
+def postgres_unreachable_reason() -> str | None:
+    """Why the PostgreSQL at 127.0.0.1:5432 cannot be used, or None when it answers."""
+    try:
+        _postgres_statement("SELECT 1")
+    except Exception as error:  # any failure to connect means: not usable, and say why
+        return f"no PostgreSQL at 127.0.0.1:5432/test ({type(error).__name__}: {error})"
+    return None
+
+
+def new_postgres_database() -> str:
+    """The URL of a new, empty PostgreSQL database, dropped when the session ends."""
+    name = f"ecrd_test_{uuid.uuid4().hex[:12]}"
+    _postgres_statement(f'CREATE DATABASE "{name}"')
+    _Backend.created_databases.append(name)
+    return f"{POSTGRES_SERVER_URL}/{name}"
 
 
 def free_port() -> int:
@@ -58,7 +154,8 @@ class EcrdServer:
     """An `ecrd serve` child process; `host` is what clients put in image references.
 
     It starts with the root key ROOT_ACCESS_KEY_ID of the default account; `environment`
-    adds ECRD_* settings of the test's own.
+    adds ECRD_* settings of the test's own. Under `--metadata=postgresql` its metadata lives
+    in a PostgreSQL database of its own (kept across restarts), unless the test names one.
     """
 
     def __init__(
@@ -74,6 +171,12 @@ class EcrdServer:
         self.process: subprocess.Popen[bytes] | None = None
         self.log_path = data_dir.parent / f"{data_dir.name}-server.log"
         self._registry_password: str | None = None
+        self.database_url: str | None = None
+        names_database = "--database-url" in self.extra_args or any(
+            key == "ECRD_DATABASE_URL" for key in self.environment
+        )
+        if _Backend.name == "postgresql" and not names_database:
+            self.database_url = new_postgres_database()
 
     @property
     def host(self) -> str:
@@ -97,6 +200,8 @@ class EcrdServer:
             "--data-dir", str(self.data_dir),
             *self.extra_args,
         ]  # fmt: skip
+        if self.database_url is not None:
+            command += ["--database-url", self.database_url]
         log = open(self.log_path, "ab")  # noqa: SIM115 - the child keeps it
         environment = clean_environment()
         environment["ECRD_BOOTSTRAP_ACCESS_KEY_ID"] = ROOT_ACCESS_KEY_ID
@@ -131,6 +236,13 @@ class EcrdServer:
         self.stop()
         self.start()
 
+    def store_arguments(self) -> list[str]:
+        """The `ecrd` options that name this server's store (for `ecrd keys ...`)."""
+        arguments = ["--data-dir", str(self.data_dir)]
+        if self.database_url is not None:
+            arguments += ["--database-url", self.database_url]
+        return arguments
+
     def ecr(self, service: str = "ecr", **options: Any) -> Any:
         """A boto3 client signed with the root key, with no retries to hide errors."""
         return boto3.client(
@@ -152,10 +264,10 @@ class EcrdServer:
         return self._registry_password
 
     def create_key(
-        self, account_id: str = ACCOUNT_ID, user: str | None = None, policies: list[Any] = ()
+        self, account_id: str = ACCOUNT_ID, user: str | None = None, policies: Sequence[Any] = ()
     ) -> AccessKeyPair:
         """A new access key made with `ecrd keys create` on this server's store."""
-        command = [sys.executable, "-m", "ecrd", "keys", "create", "--data-dir", str(self.data_dir)]
+        command = [sys.executable, "-m", "ecrd", "keys", "create", *self.store_arguments()]
         command += ["--account", account_id]
         if user is not None:
             command += ["--user", user]
@@ -208,7 +320,7 @@ class EcrdAuth(httpx.Auth):
         self.server = server
         self.credentials = Credentials(access_key_id, secret_access_key)
 
-    def auth_flow(self, request: httpx.Request) -> Iterator[httpx.Request]:
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         if request.method == "POST" and request.url.path == "/":
             self._sign(request)
         else:

@@ -12,6 +12,8 @@ import pytest
 from ecrd.settings import SettingsError, load_settings
 from tests.conftest import clean_environment
 
+pytestmark = pytest.mark.metadata_independent
+
 
 @pytest.fixture(autouse=True)
 def no_ecrd_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -121,9 +121,9 @@ def aws_error(response: httpx.Response) -> tuple[str, str]:
     return body["__type"], body.get("message", body.get("Message", ""))
 
 
-def run_keys(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def run_keys(server: EcrdServer, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "ecrd", "keys", *args, "--data-dir", str(data_dir)],
+        [sys.executable, "-m", "ecrd", "keys", *args, *server.store_arguments()],
         capture_output=True,
         text=True,
         timeout=CLI_TIMEOUT,
@@ -419,7 +419,7 @@ def test_a_deleted_key_stops_working_at_once(server: EcrdServer) -> None:
     assert ecr.describe_registry()["registryId"] == ACCOUNT_ID
 
     # when it is deleted with `ecrd keys delete` while the server runs
-    deleted = run_keys(server.data_dir, "delete", key.access_key_id)
+    deleted = run_keys(server, "delete", key.access_key_id)
     assert deleted.returncode == 0, deleted.stderr
 
     # then the very next call with it is from an unknown key

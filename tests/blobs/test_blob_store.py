@@ -12,6 +12,8 @@ import pytest
 from ecrd.blobs.filesystem import FilesystemBlobStore
 from ecrd.blobs.store import BlobStore
 
+pytestmark = pytest.mark.metadata_independent
+
 STORES: dict[str, Callable[[Path], BlobStore]] = {"filesystem": FilesystemBlobStore}
 
 

@@ -1064,7 +1064,7 @@ def _delete_key(server: EcrdServer, key: AccessKeyPair) -> None:
     deleted = subprocess.run(
         [
             sys.executable, "-m", "ecrd", "keys", "delete", key.access_key_id,
-            "--data-dir", str(server.data_dir),
+            *server.store_arguments(),
         ],
         capture_output=True, text=True, timeout=60, env=clean_environment(),
     )  # fmt: skip

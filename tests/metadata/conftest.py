@@ -1,11 +1,13 @@
 """The metadata store under test: SQLite, and the PostgreSQL on 127.0.0.1:5432 when it answers.
 
-Each PostgreSQL test gets a schema of its own, dropped afterwards.
+Each PostgreSQL test gets a schema of its own, dropped afterwards. Under CI (`CI=true`) a
+PostgreSQL that does not answer fails the test instead of skipping it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -50,6 +52,8 @@ def database_url(
         return
     reason = asyncio.run(_postgres_unreachable_reason())
     if reason is not None:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI: {reason}")
         pytest.skip(reason)
     schema = f"ecrd_test_{uuid.uuid4().hex[:12]}"
     asyncio.run(_run_schema_statement(f'CREATE SCHEMA "{schema}"'))
