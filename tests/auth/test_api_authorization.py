@@ -31,7 +31,14 @@ from tests.conftest import ACCOUNT_ID, REGION, AccessKeyPair, EcrdServer, clean_
 OTHER_ACCOUNT = "111111111111"
 DENIED = "AccessDeniedException"
 INVALID = "InvalidParameterException"
-POLICY_CONSTRAINT = "Invalid parameter at 'PolicyText' failed to satisfy constraint:"
+INVALID_REPOSITORY_POLICY = (
+    "Invalid parameter at 'PolicyText' failed to satisfy constraint: "
+    "'Invalid repository policy provided'"
+)
+INVALID_REGISTRY_POLICY = (
+    "Invalid parameter at 'PolicyText' failed to satisfy constraint: "
+    "'Invalid registry policy provided'"
+)
 NO_IDENTITY_ALLOW = "because no identity-based policy allows the {action} action"
 NO_RESOURCE_ALLOW = "because no resource-based policy allows the {action} action"
 IDENTITY_DENY = "with an explicit deny in an identity-based policy"
@@ -164,7 +171,7 @@ def create_key(
 ) -> AccessKeyPair:
     """`ecrd keys create` on the server's store, as `server.create_key` does, but run in this
     process (click's runner) to save a Python start per key."""
-    arguments = ["keys", "create", "--account", account, "--data-dir", str(server.data_dir)]
+    arguments = ["keys", "create", "--account", account, *server.store_arguments()]
     if user is not None:
         arguments += ["--user", user]
     for policy in policies:
@@ -688,14 +695,14 @@ def test_an_invalid_repository_policy_is_refused_and_not_stored(
     )
     repository.root.set_repository_policy(repositoryName=repository.name, policyText=valid)
 
-    # when an invalid policy is set, then InvalidParameterException with ECR's prefix
+    # when an invalid policy is set, then InvalidParameterException in ECR's words
     message = expect_error(
         INVALID,
         repository.root.set_repository_policy,
         repositoryName=repository.name,
         policyText=text,
     )
-    assert message.startswith(POLICY_CONSTRAINT), message
+    assert message == INVALID_REPOSITORY_POLICY
 
     # and the previous policy is still the one stored
     stored = repository.root.get_repository_policy(repositoryName=repository.name)
@@ -728,9 +735,9 @@ def test_an_invalid_registry_policy_is_refused_and_not_stored(
     # given an account of the test's own, without a registry policy
     root = server.ecr_as(create_key(server, unique_account()))
 
-    # when an invalid registry policy is put, then InvalidParameterException with ECR's prefix
+    # when an invalid registry policy is put, then InvalidParameterException in ECR's words
     message = expect_error(INVALID, root.put_registry_policy, policyText=text)
-    assert message.startswith(POLICY_CONSTRAINT), message
+    assert message == INVALID_REGISTRY_POLICY
 
     # and the registry still has no policy
     expect_error("RegistryPolicyNotFoundException", root.get_registry_policy)
@@ -754,7 +761,7 @@ def test_keys_create_refuses_an_invalid_identity_policy_and_makes_no_key(
     result = subprocess.run(
         [
             sys.executable, "-m", "ecrd", "keys", "create",
-            "--user", name, "--policy", str(path), "--data-dir", str(server.data_dir),
+            "--user", name, "--policy", str(path), *server.store_arguments(),
         ],
         capture_output=True, text=True, timeout=60, env=clean_environment(),
     )  # fmt: skip
@@ -767,7 +774,7 @@ def test_keys_create_refuses_an_invalid_identity_policy_and_makes_no_key(
     assert "AccessKeyId" not in result.stdout
     # and no key of that user exists
     listed = subprocess.run(
-        [sys.executable, "-m", "ecrd", "keys", "list", "--data-dir", str(server.data_dir)],
+        [sys.executable, "-m", "ecrd", "keys", "list", *server.store_arguments()],
         capture_output=True, text=True, timeout=60, env=clean_environment(),
     )  # fmt: skip
     assert listed.returncode == 0, listed.stderr

@@ -234,7 +234,8 @@ def test_malformed_resource_policy_is_refused_naming_the_problem(text: str, name
     assert invalid.value.message == refused.value.message
 
 
-def test_duplicate_sids_are_refused() -> None:
+def test_a_resource_policy_may_repeat_a_sid_as_ecr_allows() -> None:
+    # given a repository policy whose two statements share a Sid
     text = json.dumps(
         {
             "Statement": [
@@ -243,8 +244,32 @@ def test_duplicate_sids_are_refused() -> None:
             ]
         }
     )
-    with pytest.raises(PolicyDocumentInvalid, match="'Same'"):
-        parse_policy(text, "resource")
+    # when it is parsed and checked as ECR checks it, then both statements are kept
+    document = parse_policy(text, "resource")
+    assert [(s.sid, s.effect) for s in document.statements] == [("Same", "Allow"), ("Same", "Deny")]
+    assert check_resource_policy(text) == text
+
+
+def test_an_identity_policy_may_not_repeat_a_sid_as_iam_says() -> None:
+    # given an identity policy whose two statements share a Sid
+    text = json.dumps(
+        {
+            "Statement": [
+                {"Sid": "Same", "Effect": "Allow", "Action": "ecr:*", "Resource": "*"},
+                {"Sid": "Same", "Effect": "Deny", "Action": "ecr:*", "Resource": "*"},
+                {"Effect": "Deny", "Action": "ecr:PutImage", "Resource": "*"},
+            ]
+        }
+    )
+    # when it is checked as a user's policy is when set, then IAM's rule refuses it
+    with pytest.raises(PolicyInvalid) as refused:
+        check_identity_policy(text)
+    assert refused.value.message == (
+        "Statement IDs (SID) in a single policy must be unique: 'Same' is used more than once"
+    )
+    # and statements without a Sid never clash
+    unnamed = json.dumps({"Statement": [json.loads(text)["Statement"][2]] * 2})
+    assert check_identity_policy(unnamed) == unnamed
 
 
 @pytest.mark.parametrize(

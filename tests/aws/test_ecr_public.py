@@ -659,14 +659,18 @@ def test_tag_untag_list(public: Any, repo: str) -> None:
 
 def test_tag_arns_of_other_services_or_repositories(public: Any, private: Any, repo: str) -> None:
     private_arn = f"arn:aws:ecr:{REGION}:{ACCOUNT_ID}:repository/{repo}"
-    expect_error(INVALID, public.list_tags_for_resource, resourceArn=private_arn)
-    expect_error(
-        INVALID, public.tag_resource, resourceArn=private_arn, tags=[{"Key": "k", "Value": "v"}]
-    )
-    expect_error(INVALID, public.untag_resource, resourceArn=private_arn, tagKeys=["k"])
-    expect_error(INVALID, public.list_tags_for_resource, resourceArn="not-an-arn")
-    # ECR does not take an ECR Public ARN either
-    expect_error(INVALID, private.list_tags_for_resource, resourceArn=public_arn(repo))
+    invalid_arn = "Invalid parameter at 'resourceArn' failed to satisfy constraint: 'Invalid ARN'"
+    messages = [
+        expect_error(INVALID, public.list_tags_for_resource, resourceArn=private_arn),
+        expect_error(
+            INVALID, public.tag_resource, resourceArn=private_arn, tags=[{"Key": "k", "Value": "v"}]
+        ),
+        expect_error(INVALID, public.untag_resource, resourceArn=private_arn, tagKeys=["k"]),
+        expect_error(INVALID, public.list_tags_for_resource, resourceArn="not-an-arn"),
+        # ECR does not take an ECR Public ARN either
+        expect_error(INVALID, private.list_tags_for_resource, resourceArn=public_arn(repo)),
+    ]
+    assert messages == [invalid_arn] * len(messages)
     expect_error(NOT_FOUND, public.list_tags_for_resource, resourceArn=public_arn(unique_name()))
 
 

@@ -151,14 +151,17 @@ def test_create_repository_with_kms_key_keeps_it(ecr: Any) -> None:
 
 
 def test_create_repository_with_kms_and_no_key_uses_an_account_key(ecr: Any) -> None:
-    # ECR documents that the AWS managed key (aws/ecr) of the account is used then
+    # ECR documents that the AWS managed key (aws/ecr) of the account is used then, and shows
+    # it by its key ARN (arn:aws:kms:<region>:<account>:key/<key id>), not by the alias
     repository = ecr.create_repository(
         repositoryName=unique_name(), encryptionConfiguration={"encryptionType": "KMS"}
     )["repository"]
     encryption = repository["encryptionConfiguration"]
     assert encryption["encryptionType"] == "KMS"
-    account_kms = f"arn:aws:kms:{REGION}:{ACCOUNT_ID}:"
-    assert encryption.get("kmsKey", account_kms).startswith(account_kms)
+    prefix = f"arn:aws:kms:{REGION}:{ACCOUNT_ID}:key/"
+    assert encryption["kmsKey"].startswith(prefix)
+    key_id = encryption["kmsKey"].removeprefix(prefix)
+    assert str(uuid.UUID(key_id)) == key_id
 
 
 def test_create_repository_stores_its_tags(ecr: Any) -> None:

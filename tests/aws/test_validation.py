@@ -194,9 +194,16 @@ def test_pattern_must_match_the_whole_string() -> None:
 def test_string_outside_the_enum() -> None:
     error = invalid("CreateRepository", {"repositoryName": "app", "imageTagMutability": "ALWAYS"})
     assert error.member == "imageTagMutability"
-    assert error.constraint == (
-        "must satisfy enum value set: "
-        "[MUTABLE, IMMUTABLE, IMMUTABLE_WITH_EXCLUSION, MUTABLE_WITH_EXCLUSION]"
+    values = "[MUTABLE, IMMUTABLE, IMMUTABLE_WITH_EXCLUSION, MUTABLE_WITH_EXCLUSION]"
+    assert error.constraint == f"must satisfy enum value set: {values}"
+    # both of AWS's messages word an enum with its subject, "Member must satisfy ..."
+    assert error.invalid_parameter_message() == (
+        "Invalid parameter at 'imageTagMutability' failed to satisfy constraint: "
+        f"'Member must satisfy enum value set: {values}'"
+    )
+    assert error.validation_message() == (
+        "1 validation error detected: Value 'ALWAYS' at 'imageTagMutability' failed to "
+        f"satisfy constraint: Member must satisfy enum value set: {values}"
     )
 
 

@@ -2,17 +2,22 @@
 
 Identity policies are attached to a user and name no principal; resource policies (repository
 and registry policies) are attached to a resource and must say whom they are about. Every
-rejection carries one sentence naming what is wrong, which ECR passes back to the caller.
+rejection carries one sentence naming what is wrong: `ecrd keys create` shows it, the AWS edge
+logs it (ECR's own message names no detail).
+
+Statement ids need not be unique to parse: ECR accepts repository and registry policies that
+repeat a Sid, and evaluation never looks at them. IAM refuses an identity policy that repeats
+one, so `check_unique_sids` is applied where identity policies are set.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from ecrd.auth.conditions import NULL, Condition, parse_operator, variable_names
+from ecrd.bounded_parsing import InputInvalid, parse_json
 
 PolicyKind = Literal["identity", "resource"]
 Effect = Literal["Allow", "Deny"]
@@ -86,9 +91,9 @@ class PolicyDocument:
 def parse_policy(text: str, kind: PolicyKind) -> PolicyDocument:
     """The document in `text`; PolicyDocumentInvalid if it is not a valid `kind` policy."""
     try:
-        document = json.loads(text)
-    except ValueError:
-        raise PolicyDocumentInvalid("policy is not valid JSON") from None
+        document = parse_json(text)
+    except InputInvalid as error:
+        raise PolicyDocumentInvalid(f"policy: {error}") from None
     if not isinstance(document, dict):
         raise PolicyDocumentInvalid("policy must be a JSON object")
     _check_elements(document, _DOCUMENT_ELEMENTS, "policy element")
@@ -103,23 +108,27 @@ def parse_policy(text: str, kind: PolicyKind) -> PolicyDocument:
     if not isinstance(raw_statements, list) or not raw_statements:
         raise PolicyDocumentInvalid("policy needs at least one Statement")
     statements = tuple(_parse_statement(raw, kind) for raw in raw_statements)
-    _check_unique_sids(statements)
     return PolicyDocument(statements=statements, text=text, version=version)
+
+
+def check_unique_sids(document: PolicyDocument) -> None:
+    """PolicyDocumentInvalid, in IAM's words, if two statements share a Sid (IAM's rule for
+    identity policies; ECR's resource policies may repeat one)."""
+    seen: set[str] = set()
+    for statement in document.statements:
+        if statement.sid:
+            if statement.sid in seen:
+                raise PolicyDocumentInvalid(
+                    "Statement IDs (SID) in a single policy must be unique: "
+                    f"{statement.sid!r} is used more than once"
+                )
+            seen.add(statement.sid)
 
 
 def _check_elements(raw: dict[str, Any], known: tuple[str, ...], what: str) -> None:
     for name in raw:
         if name not in known:
             raise PolicyDocumentInvalid(f"unknown {what} {name!r}")
-
-
-def _check_unique_sids(statements: tuple[Statement, ...]) -> None:
-    seen: set[str] = set()
-    for statement in statements:
-        if statement.sid:
-            if statement.sid in seen:
-                raise PolicyDocumentInvalid(f"statement Sid {statement.sid!r} is not unique")
-            seen.add(statement.sid)
 
 
 # Statements

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 from ecrd.aws.calls import Call
 from ecrd.aws.errors import AwsError
 from ecrd.aws.pagination import decode_token, encode_token
+from ecrd.bounded_parsing import InputInvalid, parse_json
 from ecrd.digests import Digest, is_valid_digest
 from ecrd.errors import ManifestReferenced, ParameterInvalid
 from ecrd.metadata.images import ImageSummary
@@ -15,6 +17,13 @@ from ecrd.metadata.records import Manifest, Registry, Repository
 
 DEFAULT_PAGE_SIZE = 100
 DEFAULT_REFERRERS_PAGE_SIZE = 50
+# What ECR answers for a manifest that names no media type when the request names none either
+# (seen by everyone who re-tags an OCI image or Helm chart with put-image; not in the API
+# reference). Clients match on it to fall back to another format, so it is kept word for word.
+MEDIA_TYPE_MISSING = (
+    "Invalid parameter at 'ImageManifest' failed to satisfy constraint: 'Invalid JSON syntax'"
+)
+logger = logging.getLogger("ecrd.aws")
 
 
 def _image_output(registry: Registry, repository: Repository, manifest: Manifest, tag: str | None
@@ -57,8 +66,33 @@ def _tag_mismatch(image_id: dict[str, Any]) -> dict[str, Any]:
     )
 
 
+def _names_no_media_type(manifest_text: str) -> bool:
+    """Whether a schema 2 manifest leaves out `mediaType`. The OCI spec allows that, with the
+    type in the Content-Type header, which is what `/v2/` gets; PutImage has no header, and
+    ECR wants `imageManifestMediaType` instead of guessing the type from the shape. Schema 1
+    manifests never carry one and say what they are by `schemaVersion`. Anything that is not
+    such an object is left for the manifest parser to refuse in its own words."""
+    try:
+        document = parse_json(manifest_text)
+    except InputInvalid:
+        return False
+    return (
+        isinstance(document, dict)
+        and document.get("schemaVersion") != 1
+        and document.get("mediaType") is None
+    )
+
+
 async def put_image(call: Call, params: dict[str, Any]) -> dict[str, Any]:
     registry, repository = await call.repository(params)
+    if params.get("imageManifestMediaType") is None and _names_no_media_type(
+        params["imageManifest"]
+    ):
+        logger.debug(
+            "request %s: PutImage manifest has no mediaType and no imageManifestMediaType",
+            call.request_id,
+        )
+        raise ParameterInvalid(MEDIA_TYPE_MISSING)
     tag = params.get("imageTag")
     stored = await call.services.images.put(
         registry,
@@ -200,7 +234,7 @@ async def describe_images(call: Call, params: dict[str, Any]) -> dict[str, Any]:
     tag_status, any_match = _filters(params)
     limit = params.get("maxResults", DEFAULT_PAGE_SIZE)
     scope = f"DescribeImages:{repository.id}:{tag_status}"
-    after = decode_token(scope, params.get("nextToken"))
+    after = decode_token(scope, params.get("nextToken"), int)
     if not any_match:
         return {"imageDetails": []}
     page = await call.services.images.page(repository, tag_status, after, limit)
@@ -256,7 +290,7 @@ async def list_images(call: Call, params: dict[str, Any]) -> dict[str, Any]:
     tag_status, any_match = _filters(params)
     limit = params.get("maxResults", DEFAULT_PAGE_SIZE)
     scope = f"ListImages:{repository.id}:{tag_status}"
-    after = decode_token(scope, params.get("nextToken"))
+    after = decode_token(scope, params.get("nextToken"), (int, str))
     if not any_match:
         return {"imageIds": []}
     entries, has_more = await call.services.images.id_page(
@@ -286,7 +320,7 @@ async def list_image_referrers(call: Call, params: dict[str, Any]) -> dict[str, 
     artifact_types = (params.get("filter") or {}).get("artifactTypes")
     limit = params.get("maxResults", DEFAULT_REFERRERS_PAGE_SIZE)
     scope = f"ListImageReferrers:{repository.id}:{subject}:{json.dumps(artifact_types)}"
-    after = decode_token(scope, params.get("nextToken"))
+    after = decode_token(scope, params.get("nextToken"), str)
     found = await call.services.manifests.referrers(
         repository, subject, artifact_types, after, limit + 1
     )

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from ecrd.aws.calls import Call
 from ecrd.errors import PolicyInvalid
+
+# ECR's whole answer to a policy it will not take: the reason is not part of it, so the server
+# log keeps it (at debug) under the request id the caller sees in x-amzn-RequestId.
+INVALID_REPOSITORY_POLICY = (
+    "Invalid parameter at 'PolicyText' failed to satisfy constraint: "
+    "'Invalid repository policy provided'"
+)
+logger = logging.getLogger("ecrd.aws")
 
 
 async def get_repository_policy(call: Call, params: dict[str, Any]) -> dict[str, Any]:
@@ -19,10 +28,13 @@ async def set_repository_policy(call: Call, params: dict[str, Any]) -> dict[str,
     try:
         policy_text = await call.services.repositories.set_policy(repository, params["policyText"])
     except PolicyInvalid as error:
-        raise PolicyInvalid(
-            "Invalid parameter at 'PolicyText' failed to satisfy constraint: "
-            f"'Invalid repository policy provided: {error.message}'"
-        ) from None
+        logger.debug(
+            "request %s: repository policy of %s refused: %s",
+            call.request_id,
+            repository.arn,
+            error.message,
+        )
+        raise PolicyInvalid(INVALID_REPOSITORY_POLICY) from None
     return _policy_output(registry.account_id, repository.name, policy_text)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from ecrd.aws.calls import Call
@@ -9,6 +10,13 @@ from ecrd.aws.errors import AwsError
 from ecrd.errors import PolicyInvalid
 from ecrd.metadata.records import Registry
 from ecrd.registry.policies import check_resource_policy
+
+# ECR's whole answer to a registry policy it will not take; the reason goes to the log (debug).
+INVALID_REGISTRY_POLICY = (
+    "Invalid parameter at 'PolicyText' failed to satisfy constraint: "
+    "'Invalid registry policy provided'"
+)
+logger = logging.getLogger("ecrd.aws")
 
 
 async def describe_registry(call: Call, params: dict[str, Any]) -> dict[str, Any]:
@@ -27,18 +35,22 @@ async def put_registry_policy(call: Call, params: dict[str, Any]) -> dict[str, A
     try:
         policy_text = check_resource_policy(params["policyText"])
     except PolicyInvalid as error:
-        raise PolicyInvalid(
-            "Invalid parameter at 'PolicyText' failed to satisfy constraint: "
-            f"'Invalid registry policy provided: {error.message}'"
-        ) from None
-    await call.services.registries.set_policy(registry.id, policy_text)
+        logger.debug(
+            "request %s: registry policy of %s in %s refused: %s",
+            call.request_id,
+            registry.account_id,
+            registry.region,
+            error.message,
+        )
+        raise PolicyInvalid(INVALID_REGISTRY_POLICY) from None
+    await call.services.registries.set_policy(registry, policy_text)
     return {"registryId": registry.account_id, "policyText": policy_text}
 
 
 async def delete_registry_policy(call: Call, params: dict[str, Any]) -> dict[str, Any]:
     registry = await call.registry(params)
     policy_text = await _policy(call, registry)
-    await call.services.registries.set_policy(registry.id, None)
+    await call.services.registries.set_policy(registry, None)
     return {"registryId": registry.account_id, "policyText": policy_text}
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import uuid
 from dataclasses import replace
 from typing import Any
 
@@ -17,13 +18,34 @@ DEFAULT_PAGE_SIZE = 100
 _REPOSITORY_ARN = re.compile(
     r"^arn:aws:(ecr:[a-z]{2}(?:-[a-z]+)+-\d|ecr-public:):(\d{12}):repository/(.+)$"
 )
+# ECR's words for a resourceArn that is not a repository ARN of the service called.
+INVALID_ARN = "Invalid parameter at 'resourceArn' failed to satisfy constraint: 'Invalid ARN'"
+
+
+def aws_managed_key_arn(account_id: str, region: str) -> str:
+    """The ARN of the registry's AWS managed key for ECR (alias aws/ecr), which ECR uses for
+    KMS encryption when no key is given. AWS shows it as `key/<uuid>`; ecrd has no KMS, so
+    the uuid is derived from the alias's ARN: the same for every repository of a registry."""
+    alias_arn = f"arn:aws:kms:{region}:{account_id}:alias/aws/ecr"
+    return f"arn:aws:kms:{region}:{account_id}:key/{uuid.uuid5(uuid.NAMESPACE_URL, alias_arn)}"
+
+
+def _encryption_output(registry: Registry, repository: Repository) -> dict[str, Any]:
+    """`encryptionConfiguration`: a KMS repository created without a key stores none and
+    shows its registry's AWS managed key (as does one that recorded the alias, which ecrd
+    stored before it showed key ARNs)."""
+    encryption: dict[str, Any] = {"encryptionType": repository.encryption_type}
+    kms_key = repository.kms_key
+    legacy_alias = f"arn:aws:kms:{registry.region}:{registry.account_id}:alias/aws/ecr"
+    if repository.encryption_type != "AES256" and kms_key in (None, legacy_alias):
+        kms_key = aws_managed_key_arn(registry.account_id, registry.region)
+    if kms_key is not None:
+        encryption["kmsKey"] = kms_key
+    return encryption
 
 
 def repository_output(call: Call, registry: Registry, repository: Repository) -> dict[str, Any]:
     """A `Repository` shape as ECR returns it."""
-    encryption: dict[str, Any] = {"encryptionType": repository.encryption_type}
-    if repository.kms_key is not None:
-        encryption["kmsKey"] = repository.kms_key
     output: dict[str, Any] = {
         "repositoryArn": repository.arn,
         "registryId": registry.account_id,
@@ -32,7 +54,7 @@ def repository_output(call: Call, registry: Registry, repository: Repository) ->
         "createdAt": repository.created_at,
         "imageTagMutability": repository.image_tag_mutability,
         "imageScanningConfiguration": {"scanOnPush": repository.scan_on_push},
-        "encryptionConfiguration": encryption,
+        "encryptionConfiguration": _encryption_output(registry, repository),
     }
     if repository.tag_mutability_exclusions:
         output["imageTagMutabilityExclusionFilters"] = exclusions_output(repository)
@@ -69,10 +91,6 @@ def resource_tags(tags: list[dict[str, str]]) -> dict[str, str]:
 async def create_repository(call: Call, params: dict[str, Any]) -> dict[str, Any]:
     registry = await call.registry(params)
     encryption = params.get("encryptionConfiguration") or {"encryptionType": "AES256"}
-    kms_key = encryption.get("kmsKey")
-    if encryption["encryptionType"] != "AES256" and kms_key is None:
-        # ECR falls back to the AWS managed key of the account.
-        kms_key = f"arn:aws:kms:{registry.region}:{registry.account_id}:alias/aws/ecr"
     settings = RepositorySettings(
         image_tag_mutability=params.get("imageTagMutability", "MUTABLE"),
         tag_mutability_exclusions=_exclusions(params),
@@ -80,7 +98,8 @@ async def create_repository(call: Call, params: dict[str, Any]) -> dict[str, Any
             (params.get("imageScanningConfiguration") or {}).get("scanOnPush", False)
         ),
         encryption_type=encryption["encryptionType"],
-        kms_key=kms_key,
+        # None with KMS means the AWS managed key, shown by `_encryption_output`.
+        kms_key=encryption.get("kmsKey"),
     )
     repository = await call.services.repositories.create(
         registry,
@@ -105,7 +124,7 @@ async def describe_repositories(call: Call, params: dict[str, Any]) -> dict[str,
         return {"repositories": [repository_output(call, registry, r) for r in found]}
     limit = params.get("maxResults", DEFAULT_PAGE_SIZE)
     scope = f"DescribeRepositories:{registry.id}"
-    after = decode_token(scope, params.get("nextToken"))
+    after = decode_token(scope, params.get("nextToken"), str)
     page = await call.services.repositories.page(registry, after, limit + 1)
     output: dict[str, Any] = {
         "repositories": [repository_output(call, registry, r) for r in page[:limit]]
@@ -159,15 +178,12 @@ async def _repository_by_arn(call: Call, arn: str) -> Repository:
     match = _REPOSITORY_ARN.match(arn)
     public_arn = match is not None and match.group(1) == "ecr-public:"
     if match is None or public_arn != call.is_public:
-        raise ParameterInvalid(
-            f"Invalid parameter at 'resourceArn' failed to satisfy constraint: "
-            f"'Invalid ARN {arn[:200]}'"
-        )
+        raise ParameterInvalid(INVALID_ARN)
     service_and_region, account_id, name = match.groups()
     if public_arn:
         registry = await call.registry({"registryId": account_id})
     else:
-        registry = await call.services.registries.ensure(account_id, service_and_region[4:])
+        registry = await call.services.registries.get(account_id, service_and_region[4:])
     repository = await call.services.repositories.find(registry, name)
     if repository.arn != arn:  # pragma: no cover - ARNs are derived from the same parts
         raise repository_not_found(registry, name)
