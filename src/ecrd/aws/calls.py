@@ -39,11 +39,12 @@ class Call:
 
     async def registry(self, params: dict[str, Any], kind: str | None = None) -> Registry:
         """The registry `registryId` names, or the caller's own: in the request's region for
-        ECR; for ECR Public, the account's one public registry (a us-east-1 service on AWS)."""
+        ECR; for ECR Public, the account's one public registry (a us-east-1 service on AWS).
+        It may be unstored: naming a registry creates nothing (writes store it)."""
         account_id = params.get("registryId") or self.account_id
         if kind == "public" or (kind is None and self.is_public):
-            return await self.services.registries.ensure(account_id, PUBLIC_REGION, "public")
-        return await self.services.registries.ensure(account_id, self.region, "private")
+            return await self.services.registries.get(account_id, PUBLIC_REGION, "public")
+        return await self.services.registries.get(account_id, self.region, "private")
 
     async def repository(self, params: dict[str, Any]) -> tuple[Registry, Repository]:
         """The registry and the repository `repositoryName` names; RepositoryNotFound if none."""

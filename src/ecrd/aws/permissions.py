@@ -53,7 +53,7 @@ async def _arn_target(call: Call, arn: str) -> Target:
     if match.group(1) == "ecr-public":
         registry = await call.registry({"registryId": match.group(3)}, "public")
     else:
-        registry = await call.services.registries.ensure(match.group(3), match.group(2))
+        registry = await call.services.registries.get(match.group(3), match.group(2))
     repository = await call.services.repositories.lookup(registry, match.group(4))
     return Target(registry, arn, repository)
 

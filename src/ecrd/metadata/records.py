@@ -16,14 +16,26 @@ def as_utc(moment: datetime) -> datetime:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
+# The id of a registry that has no row yet; database ids start at 1.
+UNSTORED_ID = 0
+
+
 @dataclass(frozen=True)
 class Registry:
+    """One (account, region, kind). A registry nothing was ever stored in has no row yet and
+    `id` UNSTORED_ID (no row has that id, so queries by it find nothing); the row is made when
+    something is first stored in it, never for a mere read or a refused request."""
+
     id: int
     account_id: str
     region: str
     kind: str
     # ECR Public: the alias its repositories are addressed by (`<alias>/<name>`).
     alias: str | None = None
+
+    @property
+    def is_stored(self) -> bool:
+        return self.id != UNSTORED_ID
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import time
@@ -11,7 +12,7 @@ from typing import Any
 from sqlalchemy import Connection, select, update
 
 from ecrd.metadata.database import Database
-from ecrd.metadata.records import Registry, utcnow
+from ecrd.metadata.records import UNSTORED_ID, Registry, utcnow
 from ecrd.metadata.schema import registries
 from ecrd.metadata.statements import insert_ignoring_conflicts
 
@@ -38,46 +39,64 @@ class RegistryStore:
         # Registries are never renumbered, so their ids can be remembered for the process.
         self._known: dict[tuple[str, str, str], Registry] = {}
 
-    async def ensure(self, account_id: str, region: str, kind: str = "private") -> Registry:
-        """Return the registry for (account, region, kind), creating it on first use."""
+    async def get(self, account_id: str, region: str, kind: str = "private") -> Registry:
+        """The registry of (account, region, kind): the stored one, or, when nothing was ever
+        stored in it, an unstored one (`store` makes its row). Only stored ones are
+        remembered, so made-up account ids cost a read each and no memory."""
         key = (account_id, region, kind)
         known = self._known.get(key)
         if known is not None:
             return known
-        query = select(registries.c.id, registries.c.alias).where(
-            (registries.c.account_id == account_id)
-            & (registries.c.region == region)
-            & (registries.c.kind == kind)
+        row = await self._database.read(
+            lambda connection: connection.execute(self._query(account_id, region, kind)).first()
         )
+        if row is None:
+            alias = self._default_alias(account_id) if kind == "public" else None
+            return Registry(UNSTORED_ID, account_id, region, kind, alias)
+        return self._remember(Registry(row.id, account_id, region, kind, row.alias))
 
-        def find(connection: Connection) -> Any:
-            return connection.execute(query).first()
+    async def store(self, registry: Registry) -> Registry:
+        """`registry` with its row, made now if it has none (call it only for an authorized
+        write: this is the one place registries are created)."""
+        if registry.is_stored:
+            return registry
+        query = self._query(registry.account_id, registry.region, registry.kind)
 
         def create(connection: Connection) -> Any:
             connection.execute(
                 insert_ignoring_conflicts(
                     self._database.dialect,
                     registries,
-                    account_id=account_id,
-                    region=region,
-                    kind=kind,
-                    alias=self._default_alias(account_id) if kind == "public" else None,
+                    account_id=registry.account_id,
+                    region=registry.region,
+                    kind=registry.kind,
+                    alias=registry.alias,
                     settings_json="{}",
                     created_at=utcnow(),
                 )
             )
             return connection.execute(query).one()
 
-        row = await self._database.read(find)
-        if row is None:
-            row = await self._database.write(create)
-        registry = Registry(
-            id=row.id, account_id=account_id, region=region, kind=kind, alias=row.alias
+        row = await self._database.write(create)
+        return self._remember(dataclasses.replace(registry, id=row.id, alias=row.alias))
+
+    async def ensure(self, account_id: str, region: str, kind: str = "private") -> Registry:
+        """The registry of (account, region, kind), stored now if it was not."""
+        return await self.store(await self.get(account_id, region, kind))
+
+    @staticmethod
+    def _query(account_id: str, region: str, kind: str) -> Any:
+        return select(registries.c.id, registries.c.alias).where(
+            (registries.c.account_id == account_id)
+            & (registries.c.region == region)
+            & (registries.c.kind == kind)
         )
+
+    def _remember(self, registry: Registry) -> Registry:
         if registry.alias is not None:
             self._missing_alias.pop(registry.alias, None)
             self._by_alias[registry.alias] = registry
-        self._known[key] = registry
+        self._known[(registry.account_id, registry.region, registry.kind)] = registry
         return registry
 
     async def policy(self, registry_id: int) -> str | None:
@@ -116,16 +135,20 @@ class RegistryStore:
         text = await self._database.read(lambda connection: connection.execute(query).scalar())
         return dict(json.loads(text or "{}"))
 
-    async def set_settings(self, registry_id: int, values: dict[str, Any]) -> None:
+    async def set_settings(self, registry: Registry, values: dict[str, Any]) -> None:
+        registry = await self.store(registry)
         statement = (
             update(registries)
-            .where(registries.c.id == registry_id)
+            .where(registries.c.id == registry.id)
             .values(settings_json=json.dumps(values))
         )
         await self._database.write(lambda connection: connection.execute(statement))
 
-    async def set_policy(self, registry_id: int, policy_text: str | None) -> None:
+    async def set_policy(self, registry: Registry, policy_text: str | None) -> None:
+        if policy_text is None and not registry.is_stored:
+            return  # nothing to remove, and nothing to store
+        registry = await self.store(registry)
         statement = (
-            update(registries).where(registries.c.id == registry_id).values(policy_text=policy_text)
+            update(registries).where(registries.c.id == registry.id).values(policy_text=policy_text)
         )
         await self._database.write(lambda connection: connection.execute(statement))

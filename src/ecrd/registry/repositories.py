@@ -15,6 +15,7 @@ from ecrd.errors import (
     RepositoryNotFound,
 )
 from ecrd.metadata.records import Registry, Repository, RepositorySettings
+from ecrd.metadata.registries import RegistryStore
 from ecrd.metadata.repositories import RepositoryStore
 from ecrd.names import check_repository_name
 from ecrd.registry.policies import check_resource_policy
@@ -58,8 +59,13 @@ def check_settings(settings: RepositorySettings) -> RepositorySettings:
 
 class RepositoryService:
     def __init__(
-        self, repositories: RepositoryStore, blob_store: BlobStore, create_on_push: bool
+        self,
+        registries: RegistryStore,
+        repositories: RepositoryStore,
+        blob_store: BlobStore,
+        create_on_push: bool,
     ) -> None:
+        self._registries = registries
         self._repositories = repositories
         self._blob_store = blob_store
         self._create_on_push = create_on_push
@@ -85,6 +91,7 @@ class RepositoryService:
         if not self._create_on_push:
             return await self.find(registry, name)
         check_repository_name(name)
+        registry = await self._registries.store(registry)
         return await self._repositories.ensure(registry.id, name, repository_arn(registry, name))
 
     async def names(self, registry: Registry, after: str | None, limit: int) -> list[str]:
@@ -99,6 +106,7 @@ class RepositoryService:
     ) -> Repository:
         check_repository_name(name)
         check_settings(settings)
+        registry = await self._registries.store(registry)
         created = await self._repositories.create(
             registry.id, name, repository_arn(registry, name), settings, resource_tags
         )

@@ -45,7 +45,7 @@ async def put_registry_catalog_data(call: Call, params: dict[str, Any]) -> dict[
     if "displayName" in params:
         catalog["displayName"] = params["displayName"]
     settings["catalogData"] = catalog
-    await call.services.registries.set_settings(registry.id, settings)
+    await call.services.registries.set_settings(registry, settings)
     return {"registryCatalogData": catalog}
 
 
