@@ -20,6 +20,7 @@ import sys
 import time
 import uuid
 from collections.abc import Generator, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,7 +34,8 @@ from botocore.config import Config
 from botocore.credentials import Credentials
 
 START_TIMEOUT_SECONDS = 30
-POSTGRES_SERVER_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432"
+POSTGRES_SERVER = "postgres@127.0.0.1:5432"
+POSTGRES_SERVER_URL = f"postgresql+asyncpg://{POSTGRES_SERVER}"
 REGION = "us-east-1"
 ACCOUNT_ID = "000000000000"
 # The default account's root key: every test server starts with it (ECRD_BOOTSTRAP_*).
@@ -130,6 +132,18 @@ def new_postgres_database() -> str:
     _postgres_statement(f'CREATE DATABASE "{name}"')
     _Backend.created_databases.append(name)
     return f"{POSTGRES_SERVER_URL}/{name}"
+
+
+@contextmanager
+def postgres_database() -> Iterator[str]:
+    """The plain `postgresql://` URL of a new, empty database (dropped when the session ends);
+    without a server the test is skipped, or fails under CI."""
+    reason = postgres_unreachable_reason()
+    if reason is not None:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI: {reason}")
+        pytest.skip(reason)
+    yield new_postgres_database().replace("postgresql+asyncpg://", "postgresql://")
 
 
 def free_port() -> int:
@@ -242,6 +256,29 @@ class EcrdServer:
         if self.database_url is not None:
             arguments += ["--database-url", self.database_url]
         return arguments
+
+    def metadata_query(self, sql: str, **parameters: Any) -> list[tuple[Any, ...]]:
+        """Rows of a read-only SQL query on this server's metadata store (SQLite or
+        PostgreSQL), to check what a request left behind."""
+        from sqlalchemy import text
+
+        from ecrd.metadata.database import Database
+
+        url = self.database_url or f"sqlite:///{(self.data_dir / 'metadata.db').resolve()}"
+
+        async def run() -> list[tuple[Any, ...]]:
+            database = Database(url)
+            try:
+                return await database.read(
+                    lambda connection: [
+                        tuple(row) for row in connection.execute(text(sql), parameters)
+                    ]
+                )
+            finally:
+                await database.close()
+
+        with concurrent.futures.ThreadPoolExecutor(max_workers=1) as thread:
+            return thread.submit(asyncio.run, run()).result(timeout=60)
 
     def ecr(self, service: str = "ecr", **options: Any) -> Any:
         """A boto3 client signed with the root key, with no retries to hide errors."""

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from ecrd.bounded_parsing import InputInvalid, parse_decimal, parse_json
 from ecrd.metadata.records import utcnow
 
 TOKEN_LIFETIME = timedelta(hours=12)
@@ -30,6 +31,8 @@ DOWNLOAD_URL_LIFETIME = timedelta(hours=1)
 KEY_FILE = "token-signing.key"
 EXPIRES_PARAMETER = "X-Ecrd-Expires"
 SIGNATURE_PARAMETER = "X-Ecrd-Signature"
+# A presigned URL's expiry, in seconds since the epoch, is at most this (the year 5138).
+MAX_EXPIRY = 10**11
 
 
 @dataclass(frozen=True)
@@ -99,8 +102,8 @@ class TokenIssuer:
         try:
             payload = _unb64(encoded_payload)
             signature = _unb64(encoded_signature)
-            claims = json.loads(payload)
-        except ValueError:
+            claims = parse_json(payload)
+        except ValueError:  # InputInvalid, or base64 that does not decode
             return None
         if not hmac.compare_digest(signature, self._sign(payload)):
             return None
@@ -120,12 +123,17 @@ class TokenIssuer:
 
     def presigned(self, path: str, expires: str | None, signature: str | None) -> bool:
         """Whether a presigned URL's parameters are this installation's and still valid."""
-        if not expires or not signature or not expires.isdigit():
+        if not expires or not signature:
             return False
-        if int(expires) <= utcnow().timestamp():
+        try:
+            expires_at = parse_decimal(expires, MAX_EXPIRY)
+        except InputInvalid:
+            return False
+        if expires_at <= utcnow().timestamp():
             return False
         expected = _b64(self._sign(f"{path}\n{expires}".encode()))
-        return hmac.compare_digest(expected, signature)
+        # Compared as bytes: compare_digest raises TypeError for str with non-ASCII characters.
+        return hmac.compare_digest(expected.encode(), signature.encode())
 
     def _sign(self, payload: bytes) -> bytes:
         return hmac.new(self._key, payload, hashlib.sha256).digest()

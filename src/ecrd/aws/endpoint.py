@@ -26,6 +26,7 @@ from ecrd.aws.permissions import authorize_call, request_tags
 from ecrd.aws.serialization import serialize_output
 from ecrd.aws.signature import ReceivedRequest, read_signature, unknown_key, verify_signature
 from ecrd.aws.validation import ParameterInvalid, validate_input
+from ecrd.bounded_parsing import InputInvalid, parse_json
 from ecrd.errors import RegistryError
 from ecrd.settings import Settings
 
@@ -70,6 +71,7 @@ class AwsEndpoint:
             raise AwsError("UnknownOperationException", f"Unknown operation {target[:200]!r}")
         body = await _read_body(request)
         principal, region = await _authenticate(request, body, service)
+        request.state.principal = principal  # the access log names the caller
         params = _parse_json(body)
         try:
             validated = validate_input(operation.input_shape, params)
@@ -123,11 +125,9 @@ def _parse_json(body: bytes) -> Any:
     if not body.strip():
         return {}
     try:
-        return json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise AwsError(
-            "SerializationException", f"request body is not valid JSON: {error}"
-        ) from None
+        return parse_json(body)
+    except InputInvalid as error:
+        raise AwsError("SerializationException", f"request body: {error}") from None
 
 
 async def _authenticate(

@@ -7,11 +7,12 @@ import re
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from ecrd.bounded_parsing import MAX_INTEGER, parse_decimal
 from ecrd.metadata.records import Blob
 from ecrd.oci.requests import repository_to_read, services_of
 from ecrd.oci.responses import StreamResponse
 
-_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+_RANGE = re.compile(r"^bytes=([0-9]*)-([0-9]*)$", re.ASCII)
 
 
 def _byte_range(header: str | None, size: int) -> tuple[int, int] | None | str:
@@ -24,15 +25,20 @@ def _byte_range(header: str | None, size: int) -> tuple[int, int] | None | str:
         return None  # several ranges or a form we do not serve: the whole blob is allowed
     first, last = match.group(1), match.group(2)
     if first == "":
-        suffix = int(last)
+        suffix = _position(last)
         if suffix == 0:
             return "unsatisfiable"
         return max(size - suffix, 0), size
-    start = int(first)
-    end = size if last == "" else min(int(last) + 1, size)
+    start = _position(first)
+    end = size if last == "" else min(_position(last) + 1, size)
     if start >= size or end <= start:
         return "unsatisfiable"
     return start, end
+
+
+def _position(digits: str) -> int:
+    """A byte position of a Range header (ASCII digits); past any blob's size when larger."""
+    return parse_decimal(digits, MAX_INTEGER, clamp=True)
 
 
 def _headers(blob: Blob) -> dict[str, str]:

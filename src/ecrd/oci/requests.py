@@ -8,14 +8,15 @@ from urllib.parse import urlencode
 
 from starlette.requests import ClientDisconnect, Request
 
-from ecrd.errors import RepositoryNotFound
+from ecrd.bounded_parsing import InputInvalid, parse_decimal
+from ecrd.errors import NameInvalid, RepositoryNotFound
 from ecrd.metadata.records import Registry, Repository
 from ecrd.oci.errors import OciError
 from ecrd.registry.services import RegistryServices
 from ecrd.registry.uploads import BodyInterrupted
 
 MAX_PAGE_SIZE = 1000
-_CONTENT_RANGE = re.compile(r"^(?:bytes[ =])?(\d+)-(\d+)(?:/(?:\d+|\*))?$")
+_CONTENT_RANGE = re.compile(r"^(?:bytes[ =])?([0-9]+)-([0-9]+)(?:/(?:[0-9]+|\*))?$", re.ASCII)
 
 
 def services_of(request: Request) -> RegistryServices:
@@ -36,6 +37,10 @@ async def address_of(request: Request) -> tuple[Registry, str]:
     known: tuple[Registry, str] | None = getattr(request.state, "address", None)
     if known is not None:
         return known
+    # Routing sees the decoded path, where `a%2fb` has become `a/b`: another name than the
+    # client wrote. No part of a /v2/ path may hold an encoded slash, so refuse it.
+    if b"%2f" in request.scope.get("raw_path", b"").lower():
+        raise NameInvalid("an encoded slash (%2F) is not allowed in a repository name")
     path_name = request.path_params["name"]
     address = await services_of(request).address(request.headers.get("host"), path_name)
     if address is None:
@@ -89,9 +94,10 @@ def content_length(request: Request) -> int | None:
     value = request.headers.get("content-length")
     if value is None:
         return None
-    if not value.isdigit():
-        raise OciError(400, "SIZE_INVALID", f"invalid Content-Length {value[:50]!r}")
-    return int(value)
+    try:
+        return parse_decimal(value.strip())
+    except InputInvalid:
+        raise OciError(400, "SIZE_INVALID", f"invalid Content-Length {value[:50]!r}") from None
 
 
 def content_range_start(request: Request) -> int | None:
@@ -102,7 +108,11 @@ def content_range_start(request: Request) -> int | None:
     match = _CONTENT_RANGE.match(value.strip())
     if match is None:
         raise OciError(416, "BLOB_UPLOAD_INVALID", f"invalid Content-Range {value[:50]!r}")
-    start, end = int(match.group(1)), int(match.group(2))
+    try:
+        start, end = parse_decimal(match.group(1)), parse_decimal(match.group(2))
+    except InputInvalid:
+        message = f"invalid Content-Range {value[:50]!r}"
+        raise OciError(416, "BLOB_UPLOAD_INVALID", message) from None
     length = content_length(request)
     if end < start or (length is not None and end - start + 1 != length):
         raise OciError(
@@ -114,12 +124,13 @@ def content_range_start(request: Request) -> int | None:
 def page(request: Request) -> tuple[int, str | None]:
     """The `n` (bounded) and `last` query parameters of a paginated list."""
     number = request.query_params.get("n")
-    if number is None:
+    if not number:  # an empty n= means none, as in Distribution
         limit = MAX_PAGE_SIZE
-    elif not number.isdigit():
-        raise OciError(400, "PAGINATION_NUMBER_INVALID", f"invalid n {number[:50]!r}")
     else:
-        limit = min(int(number), MAX_PAGE_SIZE)
+        try:
+            limit = parse_decimal(number, MAX_PAGE_SIZE, clamp=True)
+        except InputInvalid:
+            raise OciError(400, "PAGINATION_NUMBER_INVALID", f"invalid n {number[:50]!r}") from None
     return limit, request.query_params.get("last") or None
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from ecrd.bounded_parsing import MAX_INTEGER, InputInvalid, parse_json
 from ecrd.digests import Digest
 from ecrd.errors import DigestInvalid, ManifestInvalid
 from ecrd.metadata.records import NewManifest
@@ -17,9 +18,9 @@ from ecrd.registry import media_types as types
 def parse_manifest(payload: bytes, content_type: str | None, algorithm: str) -> NewManifest:
     """Validate `payload` and describe it; raise ManifestInvalid when it is not a manifest."""
     try:
-        document = json.loads(payload)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ManifestInvalid(f"manifest is not valid JSON: {error}") from None
+        document = parse_json(payload)
+    except InputInvalid as error:
+        raise ManifestInvalid(f"manifest: {error}") from None
     if not isinstance(document, dict):
         raise ManifestInvalid("manifest must be a JSON object")
     media_type = _media_type(document, content_type)
@@ -56,6 +57,8 @@ def parse_manifest(payload: bytes, content_type: str | None, algorithm: str) -> 
         size = sum(layer["size"] for layer in layers)
         if config_media_type is not None:
             size += document["config"]["size"]
+        if size > MAX_INTEGER:
+            raise ManifestInvalid("the sizes of the config and layers add up past 2**63 - 1")
     return NewManifest(
         digest=digest,
         media_type=media_type,

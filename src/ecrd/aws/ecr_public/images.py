@@ -16,7 +16,7 @@ async def describe_image_tags(call: Call, params: dict[str, Any]) -> dict[str, A
     registry, repository = await call.repository(params)
     limit = params.get("maxResults", DEFAULT_PAGE_SIZE)
     scope = f"DescribeImageTags:{repository.id}"
-    after = decode_token(scope, params.get("nextToken"))
+    after = decode_token(scope, params.get("nextToken"), (int, str))
     page, has_more = await call.services.images.tagged_page(
         repository, None if after is None else (after[0], after[1]), limit
     )
