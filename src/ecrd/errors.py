@@ -7,9 +7,12 @@ Each edge (OCI, AWS) maps these to its own codes in one table; nothing here know
     ├── DigestInvalid
     │   └── DigestMismatch        (content that does not hash to the digest named)
     ├── RepositoryNotFound, BlobNotFound, ManifestNotFound, UploadNotFound, PolicyNotFound
+    │   └── RepositoryDeleted     (deleted while the request was writing into it)
     ├── RepositoryAlreadyExists, RepositoryNotEmpty, TooManyTags, PolicyInvalid
     ├── UploadOutOfOrder          (a chunk that does not start at the current offset)
     ├── UploadEmpty, BlobAlreadyExists
+    ├── TooManyUploads            (the registry's bound on open uploads is reached)
+    ├── StorageFull               (the disk under the blob or metadata store is full)
     ├── ManifestInvalid, ManifestTooLarge, ManifestReferenced
     ├── ManifestBlobUnknown       (layers or config missing)
     │   └── ManifestChildUnknown  (manifests an index lists are missing)
@@ -50,6 +53,13 @@ class SizeInvalid(RegistryError):
 
 class RepositoryNotFound(RegistryError):
     pass
+
+
+class RepositoryDeleted(RepositoryNotFound):
+    """A write found its repository gone: it was deleted while the request ran."""
+
+    def __init__(self, message: str = "the repository was deleted while this request ran") -> None:
+        super().__init__(message)
 
 
 class BlobNotFound(RegistryError):
@@ -136,3 +146,11 @@ class BlobAlreadyExists(RegistryError):
 
 class ImageAlreadyExists(RegistryError):
     pass
+
+
+class TooManyUploads(RegistryError):
+    pass
+
+
+class StorageFull(RegistryError):
+    """No space is left where ecrd keeps bytes or metadata; nothing partial was kept."""

@@ -133,7 +133,7 @@ def test_upload_offsets_advance_only_from_the_expected_offset(
     async def scenario(database: Database) -> None:
         repository = await make_repository(database)
         uploads = UploadStore(database)
-        await uploads.create("upload-1", repository.id, "{}")
+        await uploads.create("upload-1", repository, "{}", max_open_in_registry=10)
         assert await uploads.advance("upload-1", 0, 100) is True
         # a second writer that read the old offset loses
         assert await uploads.advance("upload-1", 0, 50) is False
@@ -181,10 +181,10 @@ def test_tags_move_unless_immutable(database_url: tuple[str, str | None]) -> Non
         await store.put(repository.id, manifest(DIGEST_B), "v1", require_references=False)
         assert (await by_tag(store, repository, "v1")).digest == DIGEST_B  # type: ignore[union-attr]
         with pytest.raises(TagImmutable):
-            await store.put(repository.id, manifest(DIGEST_A), "v1", tag_immutable=True)
+            await store.put(repository.id, manifest(DIGEST_A), "v1", immutable_tags={"v1"})
         assert (await by_tag(store, repository, "v1")).digest == DIGEST_B  # type: ignore[union-attr]
         # the same digest under an immutable tag is not a move
-        await store.put(repository.id, manifest(DIGEST_B), "v1", tag_immutable=True)
+        await store.put(repository.id, manifest(DIGEST_B), "v1", immutable_tags={"v1"})
 
     run(database_url, scenario)
 

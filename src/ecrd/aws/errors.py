@@ -34,7 +34,12 @@ AWS_ERRORS: dict[type[errors.RegistryError], str] = {
     errors.ManifestBlobUnknown: "LayersNotFoundException",
     errors.ImageAlreadyExists: "ImageAlreadyExistsException",
     errors.TagImmutable: "ImageTagAlreadyExistsException",
+    errors.TooManyUploads: "LimitExceededException",
+    errors.StorageFull: "ServerException",
 }
+# The HTTP status of an error that is not the client's (400 otherwise). 507 rather than 500:
+# a full disk is a known condition with its own status, and clients do not retry it blindly.
+_STATUSES: dict[type[errors.RegistryError], int] = {errors.StorageFull: 507}
 
 # Used when an operation's model does not list the error the domain raised.
 _GENERIC_ERRORS = ("InvalidParameterException", "ValidationException")
@@ -68,7 +73,8 @@ def from_registry_error(error: errors.RegistryError, operation: OperationModel) 
     )
     if code not in modeled_errors(operation):
         code = generic_error(operation)
-    return AwsError(code, error.message)
+    status = next((_STATUSES[kind] for kind in type(error).__mro__ if kind in _STATUSES), 400)
+    return AwsError(code, error.message, status=status)
 
 
 def unsupported(operation: OperationModel) -> AwsError:

@@ -12,18 +12,42 @@ nothing or the complete, verified bytes. Disk work runs in worker threads, in 1 
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, TypeVar
 
 from anyio import to_thread
 
+from ecrd.blobs.store import UploadBytesMissing
 from ecrd.digests import Digest
+from ecrd.errors import StorageFull
 
 READ_CHUNK = 1024 * 1024
 _UPLOAD_ID = re.compile(r"^[a-zA-Z0-9-]{1,64}$")
+# What the kernel says when a write cannot get room: no space, a quota, a file size limit.
+_NO_ROOM = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+Result = TypeVar("Result")
+
+
+@contextmanager
+def _room_needed() -> Iterator[None]:
+    """Turn "the disk is full" into StorageFull, naming the cause."""
+    try:
+        yield
+    except OSError as error:
+        if error.errno in _NO_ROOM:
+            raise StorageFull(f"insufficient storage for blobs: {error.strerror}") from None
+        raise
+
+
+async def _writing(function: Callable[[], Result]) -> Result:
+    """Run a disk write in a worker thread; a full disk is StorageFull."""
+    with _room_needed():
+        return await to_thread.run_sync(function)
 
 
 class FilesystemUploadWriter:
@@ -31,10 +55,15 @@ class FilesystemUploadWriter:
         self._file = file
 
     async def write(self, data: bytes) -> None:
-        await to_thread.run_sync(self._file.write, data)
+        await _writing(lambda: self._file.write(data))
 
     async def close(self) -> str:
-        await to_thread.run_sync(self._file.close)
+        try:
+            # Buffered bytes are written here: this too can find the disk full.
+            await _writing(self._file.close)
+        finally:
+            if not self._file.closed:
+                await to_thread.run_sync(_close_quietly, self._file)
         return "{}"
 
 
@@ -74,7 +103,7 @@ class FilesystemBlobStore:
 
     async def start_upload(self, upload_id: str) -> str:
         path = self._upload_path(upload_id)
-        await to_thread.run_sync(path.touch)
+        await _writing(path.touch)
         return "{}"
 
     async def open_upload(
@@ -89,16 +118,22 @@ class FilesystemBlobStore:
             return file
 
         try:
-            file = await to_thread.run_sync(open_at_offset)
+            file = await _writing(open_at_offset)
         except FileNotFoundError:
-            # The row outlived its bytes (a crash between the two); start the bytes again.
-            await to_thread.run_sync(path.touch)
-            file = await to_thread.run_sync(open_at_offset)
+            if offset:
+                raise UploadBytesMissing(upload_id) from None
+            # An empty upload whose file went (a crash between row and file): start it again.
+            await _writing(path.touch)
+            file = await _writing(open_at_offset)
         return FilesystemUploadWriter(file)
 
     async def read_upload(self, upload_id: str, driver_state: str) -> AsyncIterator[bytes]:
-        async for chunk in _read_file(self._upload_path(upload_id), 0, None):
-            yield chunk
+        try:
+            chunks = _read_file(self._upload_path(upload_id), 0, None)
+            async for chunk in chunks:
+                yield chunk
+        except FileNotFoundError:
+            raise UploadBytesMissing(upload_id) from None
 
     async def commit_upload(self, upload_id: str, driver_state: str, digest: str) -> None:
         source = self._upload_path(upload_id)
@@ -112,7 +147,10 @@ class FilesystemBlobStore:
             else:
                 os.replace(source, target)
 
-        await to_thread.run_sync(move_into_place)
+        try:
+            await _writing(move_into_place)
+        except FileNotFoundError:
+            raise UploadBytesMissing(upload_id) from None
 
     async def abort_upload(self, upload_id: str, driver_state: str) -> None:
         await to_thread.run_sync(_unlink_quietly, self._upload_path(upload_id))
@@ -120,6 +158,14 @@ class FilesystemBlobStore:
 
 def _unlink_quietly(path: Path) -> None:
     path.unlink(missing_ok=True)
+
+
+def _close_quietly(file: BinaryIO) -> None:
+    """Release the descriptor after a failed close (whatever was buffered is lost anyway)."""
+    try:
+        file.close()
+    except OSError:
+        os.close(file.fileno())
 
 
 async def _read_file(path: Path, start: int, end: int | None) -> AsyncIterator[bytes]:

@@ -3,12 +3,20 @@
 A driver knows bytes and paths, never repositories, tags or HTTP. Upload bytes live apart from
 committed blobs until `commit_upload` moves them into place, after the caller has verified the
 digest; a committed blob is never partial and never changes.
+
+A driver raises `errors.StorageFull` when its storage has no room (the caller then drops the
+upload at once), and `UploadBytesMissing` when an upload's bytes are gone (cancelled, expired or
+its repository deleted by another request meanwhile).
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from typing import Protocol
+
+
+class UploadBytesMissing(Exception):
+    """An upload's bytes are not in the store any more."""
 
 
 class UploadWriter(Protocol):

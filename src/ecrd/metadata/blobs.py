@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from sqlalchemy import Connection, bindparam, delete, select
+from sqlalchemy.exc import IntegrityError
 
+from ecrd.errors import RepositoryDeleted
 from ecrd.metadata.database import Database
 from ecrd.metadata.records import Blob, utcnow
 from ecrd.metadata.schema import blobs, repository_blobs, uploads
@@ -39,28 +41,39 @@ class BlobRecords:
         """Record a blob whose bytes are now in the blob store, and link it to the repository.
 
         `finished_upload_id` names the upload the bytes came from; its row goes in the same
-        transaction, so the blob never appears while its upload still looks open.
+        transaction, so the blob never appears while its upload still looks open. When the
+        repository was deleted meanwhile, the blob row is still recorded (its bytes are in the
+        store, and a blob without a row could never be found to be collected) and
+        RepositoryDeleted is raised.
         """
         dialect = self._database.dialect
 
-        def work(connection: Connection) -> None:
+        def work(connection: Connection) -> bool:
             now = utcnow()
-            if finished_upload_id is not None:
-                connection.execute(delete(uploads).where(uploads.c.id == finished_upload_id))
             connection.execute(
                 insert_ignoring_conflicts(dialect, blobs, digest=digest, size=size, created_at=now)
             )
-            connection.execute(
-                insert_ignoring_conflicts(
-                    dialect,
-                    repository_blobs,
-                    repository_id=repository_id,
-                    blob_digest=digest,
-                    created_at=now,
+            linking = connection.begin_nested()
+            try:
+                if finished_upload_id is not None:
+                    connection.execute(delete(uploads).where(uploads.c.id == finished_upload_id))
+                connection.execute(
+                    insert_ignoring_conflicts(
+                        dialect,
+                        repository_blobs,
+                        repository_id=repository_id,
+                        blob_digest=digest,
+                        created_at=now,
+                    )
                 )
-            )
+            except IntegrityError:  # the repository is gone (its uploads went with it)
+                linking.rollback()
+                return False
+            linking.commit()
+            return True
 
-        await self._database.write(work)
+        if not await self._database.write(work):
+            raise RepositoryDeleted()
         return Blob(digest=digest, size=size)
 
     async def link(self, repository_id: int, digest: str) -> Blob | None:

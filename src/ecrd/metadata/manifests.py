@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Container, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -10,6 +11,7 @@ from sqlalchemy import Connection, and_, bindparam, delete, func, insert, select
 from ecrd.errors import (
     ManifestBlobUnknown,
     ManifestChildUnknown,
+    RepositoryDeleted,
     TagImmutable,
 )
 from ecrd.metadata.database import Database
@@ -97,6 +99,9 @@ def _one_manifest(connection: Connection, query: Any) -> Manifest | None:
     return None if row is None else _record(row)
 
 
+_REPOSITORY_EXISTS = select(repositories.c.id).where(repositories.c.id == bindparam("id"))
+
+
 class ManifestStore:
     def __init__(self, database: Database) -> None:
         self._database = database
@@ -105,20 +110,26 @@ class ManifestStore:
         self,
         repository_id: int,
         new: NewManifest,
-        tag: str | None,
-        tag_immutable: bool = False,
+        tag_or_tags: str | Sequence[str] | None,
+        immutable_tags: Container[str] = frozenset(),
         require_references: bool = True,
     ) -> StoredManifest:
-        """Store a manifest and point `tag` at it, in one transaction.
+        """Store a manifest and point `tag_or_tags` (one, several or none) at it, in one
+        transaction.
 
         Raises ManifestBlobUnknown when a referenced blob is not linked to the repository,
         ManifestChildUnknown when a child manifest is not in it (both unless
-        `require_references` is off), and TagImmutable when `tag_immutable` and the tag
-        already points elsewhere.
+        `require_references` is off), and TagImmutable when one of `immutable_tags` already
+        points elsewhere (then no tag moves).
         """
         dialect = self._database.dialect
+        tag_names = [tag_or_tags] if isinstance(tag_or_tags, str) else list(tag_or_tags or ())
 
         def work(connection: Connection) -> StoredManifest:
+            # A repository deleted since the caller looked it up has no blobs any more: say
+            # that, rather than that the manifest's blobs are missing.
+            if connection.execute(_REPOSITORY_EXISTS, {"id": repository_id}).first() is None:
+                raise RepositoryDeleted()
             if require_references:
                 _check_references(connection, repository_id, new)
             size = new.size
@@ -170,29 +181,30 @@ class ManifestStore:
                         insert(manifest_children),
                         [{"manifest_id": stored.id, "child_digest": d} for d in new.child_digests],
                     )
-            tag_moved = False
-            if tag is not None:
+            moving = []
+            for tag in tag_names:
                 current = connection.execute(
                     select(tags.c.manifest_id).where(
                         (tags.c.repository_id == repository_id) & (tags.c.name == tag)
                     )
                 ).scalar()
-                if current is not None and current != stored.id and tag_immutable:
+                if current is not None and current != stored.id and tag in immutable_tags:
                     raise TagImmutable(f"tag {tag!r} already exists and tags are immutable")
-                tag_moved = current != stored.id
-                if tag_moved:
-                    connection.execute(
-                        upsert(
-                            dialect,
-                            tags,
-                            ["repository_id", "name"],
-                            repository_id=repository_id,
-                            name=tag,
-                            manifest_id=stored.id,
-                            updated_at=utcnow(),
-                        )
+                if current != stored.id:
+                    moving.append(tag)
+            for tag in moving:
+                connection.execute(
+                    upsert(
+                        dialect,
+                        tags,
+                        ["repository_id", "name"],
+                        repository_id=repository_id,
+                        name=tag,
+                        manifest_id=stored.id,
+                        updated_at=utcnow(),
                     )
-            return StoredManifest(manifest=stored, created=created, tag_moved=tag_moved)
+                )
+            return StoredManifest(manifest=stored, created=created, tag_moved=bool(moving))
 
         return await self._database.write(work)
 

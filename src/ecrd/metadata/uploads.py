@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
 
 from ecrd.metadata.database import Database
-from ecrd.metadata.records import Upload, as_utc, utcnow
-from ecrd.metadata.schema import uploads
+from ecrd.metadata.records import Repository, Upload, as_utc, utcnow
+from ecrd.metadata.schema import repositories, uploads
 
 
 def upload_record(row: Any) -> Upload:
@@ -23,6 +23,17 @@ def upload_record(row: Any) -> Upload:
     )
 
 
+def _open_in_registry(registry_id: int, limit: int) -> Any:
+    # Counting stops at the bound, so a full registry costs no more than that to check.
+    return select(func.count()).select_from(
+        select(uploads.c.id)
+        .join(repositories, repositories.c.id == uploads.c.repository_id)
+        .where(repositories.c.registry_id == registry_id)
+        .limit(limit)
+        .subquery()
+    )
+
+
 _BY_ID = select(uploads).where(
     (uploads.c.id == bindparam("upload_id"))
     & (uploads.c.repository_id == bindparam("repository_id"))
@@ -33,22 +44,51 @@ class UploadStore:
     def __init__(self, database: Database) -> None:
         self._database = database
 
-    async def create(self, upload_id: str, repository_id: int, driver_state_json: str) -> Upload:
+    async def create(
+        self,
+        upload_id: str,
+        repository: Repository,
+        driver_state_json: str,
+        max_open_in_registry: int,
+    ) -> Upload | None:
+        """A new upload row; None when the repository's registry already has
+        `max_open_in_registry` open uploads (counted in the same transaction)."""
         now = utcnow()
         statement = insert(uploads).values(
             id=upload_id,
-            repository_id=repository_id,
+            repository_id=repository.id,
             offset=0,
             driver_state_json=driver_state_json,
             created_at=now,
             updated_at=now,
         )
+        open_in_registry = _open_in_registry(repository.registry_id, max_open_in_registry)
 
-        def work(connection: Connection) -> None:
+        def work(connection: Connection) -> bool:
+            if connection.execute(open_in_registry).scalar_one() >= max_open_in_registry:
+                return False
             connection.execute(statement)
+            return True
 
-        await self._database.write(work)
-        return Upload(upload_id, repository_id, 0, driver_state_json, now, now)
+        if not await self._database.write(work):
+            return None
+        return Upload(upload_id, repository.id, 0, driver_state_json, now, now)
+
+    async def open_in_registry(self, registry_id: int, limit: int) -> int:
+        """How many uploads are open in the registry, counting no further than `limit`."""
+        query = _open_in_registry(registry_id, limit)
+        return int(await self._database.read(lambda c: c.execute(query).scalar_one()))
+
+    async def repository_exists(self, repository_id: int) -> bool:
+        query = select(repositories.c.id).where(repositories.c.id == repository_id)
+        return await self._database.read(
+            lambda connection: connection.execute(query).first() is not None
+        )
+
+    async def count(self) -> int:
+        """Open uploads in every registry (for the operator's metrics)."""
+        query = select(func.count()).select_from(uploads)
+        return int(await self._database.read(lambda c: c.execute(query).scalar_one()))
 
     async def get(self, repository_id: int, upload_id: str) -> Upload | None:
         parameters = {"upload_id": upload_id, "repository_id": repository_id}

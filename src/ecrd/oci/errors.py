@@ -22,6 +22,9 @@ OCI_ERRORS: dict[type[errors.RegistryError], tuple[int, str]] = {
     errors.ManifestBlobUnknown: (400, "MANIFEST_BLOB_UNKNOWN"),
     errors.ManifestReferenced: (409, "DENIED"),
     errors.TagImmutable: (400, "TAG_INVALID"),
+    errors.TooManyUploads: (429, "TOOMANYREQUESTS"),
+    # The spec has no code for it; Distribution answers its own failures with UNKNOWN.
+    errors.StorageFull: (507, "UNKNOWN"),
 }
 
 

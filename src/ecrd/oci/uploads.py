@@ -12,6 +12,7 @@ from ecrd.metadata.records import Blob, Repository, Upload
 from ecrd.oci.access import DOWNLOAD, allowed
 from ecrd.oci.errors import OciError
 from ecrd.oci.requests import (
+    address_of,
     body_chunks,
     content_length,
     content_range_start,
@@ -47,9 +48,13 @@ def _blob_created(request: Request, blob: Blob) -> Response:
 
 async def start_upload(request: Request) -> Response:
     services = services_of(request)
-    repository = await repository_to_write(request)
     mount_digest = request.query_params.get("mount")
     source_name = request.query_params.get("from")
+    if not (mount_digest and source_name):
+        # A mount needs no upload; anything else is refused before its repository is made.
+        registry, _name = await address_of(request)
+        await services.uploads.check_room(registry)
+    repository = await repository_to_write(request)
     if mount_digest and source_name:
         mounted = await _try_mount(request, repository, mount_digest, source_name)
         if mounted is not None:

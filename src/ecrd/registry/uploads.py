@@ -5,6 +5,10 @@ running sha256 lives in this process's memory keyed by (upload, offset); a proce
 or a digest in another algorithm, hashes the stored bytes again when the upload closes. Bytes
 are gathered into 1 MiB pieces; each piece is written and hashed in worker threads at once,
 while the next piece arrives.
+
+An upload that cannot go on leaves nothing behind: a full disk drops its bytes and row at once,
+and a write that finds its row gone (cancelled, or its repository deleted meanwhile) drops the
+bytes it wrote.
 """
 
 from __future__ import annotations
@@ -16,14 +20,24 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import NoReturn
 
 from anyio import to_thread
 
-from ecrd.blobs.store import BlobStore, UploadWriter
+from ecrd.blobs.store import BlobStore, UploadBytesMissing, UploadWriter
 from ecrd.digests import Digest, Hasher, new_hasher
-from ecrd.errors import DigestInvalid, DigestMismatch, SizeInvalid, UploadNotFound, UploadOutOfOrder
+from ecrd.errors import (
+    DigestInvalid,
+    DigestMismatch,
+    RepositoryDeleted,
+    SizeInvalid,
+    StorageFull,
+    TooManyUploads,
+    UploadNotFound,
+    UploadOutOfOrder,
+)
 from ecrd.metadata.blobs import BlobRecords
-from ecrd.metadata.records import Blob, Repository, Upload, utcnow
+from ecrd.metadata.records import Blob, Registry, Repository, Upload, utcnow
 from ecrd.metadata.uploads import UploadStore
 
 PIECE_SIZE = 1024 * 1024
@@ -42,27 +56,69 @@ class _RunningHash:
 
 class UploadService:
     def __init__(
-        self, uploads: UploadStore, blob_records: BlobRecords, blob_store: BlobStore
+        self,
+        uploads: UploadStore,
+        blob_records: BlobRecords,
+        blob_store: BlobStore,
+        max_open_per_registry: int,
     ) -> None:
         self._uploads = uploads
+        self._max_open_per_registry = max_open_per_registry
         self._blob_records = blob_records
         self._blob_store = blob_store
         self._hashes: OrderedDict[str, _RunningHash] = OrderedDict()
         self._busy: set[str] = set()
 
     async def start(self, repository: Repository) -> Upload:
+        """A new upload; TooManyUploads when the registry has its bound of open uploads."""
         upload_id = str(uuid.uuid4())
         driver_state = await self._blob_store.start_upload(upload_id)
-        upload = await self._uploads.create(upload_id, repository.id, driver_state)
+        try:
+            upload = await self._uploads.create(
+                upload_id, repository, driver_state, self._max_open_per_registry
+            )
+        except BaseException:  # the repository went meanwhile, or the disk is full
+            await self._blob_store.abort_upload(upload_id, driver_state)
+            raise
+        if upload is None:
+            await self._blob_store.abort_upload(upload_id, driver_state)
+            raise self._too_many()
         self._hashes[upload_id] = _RunningHash(0, new_hasher())
         self._forget_oldest()
         return upload
 
+    async def check_room(self, registry: Registry) -> None:
+        """TooManyUploads when the registry has its bound of open uploads already: checked
+        before a push creates its repository, so that a refused one creates nothing. (`start`
+        checks again, in the transaction that adds the upload.)"""
+        if not registry.is_stored:
+            return
+        limit = self._max_open_per_registry
+        if await self._uploads.open_in_registry(registry.id, limit) >= limit:
+            raise self._too_many()
+
+    def _too_many(self) -> TooManyUploads:
+        return TooManyUploads(
+            f"the registry has {self._max_open_per_registry} uploads open, the most it "
+            "allows (max_open_uploads): finish or cancel some, or wait for abandoned ones to "
+            "expire"
+        )
+
+    async def open_count(self) -> int:
+        """Uploads open in every registry (the operator's metric)."""
+        return await self._uploads.count()
+
     async def get(self, repository: Repository, upload_id: str) -> Upload:
         upload = await self._uploads.get(repository.id, upload_id)
         if upload is None:
-            raise UploadNotFound(f"upload {upload_id[:100]!r} is unknown")
+            await self._raise_gone(repository, upload_id)
         return upload
+
+    async def _raise_gone(self, repository: Repository, upload_id: str) -> NoReturn:
+        """An upload that is not there: because its repository was deleted, or unknown."""
+        if not await self._uploads.repository_exists(repository.id):
+            raise RepositoryDeleted()
+        raise UploadNotFound(f"upload {upload_id[:100]!r} is unknown")
 
     async def append(
         self,
@@ -95,13 +151,23 @@ class UploadService:
     ) -> Upload:
         running = self._hashes.pop(upload.id, None)
         hasher = running.hasher if running is not None and running.offset == upload.offset else None
-        writer = await self._blob_store.open_upload(
-            upload.id, upload.driver_state_json, upload.offset
-        )
-        written, interrupted = await _copy(body, writer, hasher)
-        await writer.close()
+        try:
+            writer = await self._blob_store.open_upload(
+                upload.id, upload.driver_state_json, upload.offset
+            )
+            try:
+                written, interrupted = await _copy(body, writer, hasher)
+            finally:
+                await writer.close()
+        except StorageFull:
+            await self._drop(upload)
+            raise
+        except UploadBytesMissing:
+            await self._raise_gone_after_write(upload)
         new_offset = upload.offset + written
         if not await self._uploads.advance(upload.id, upload.offset, new_offset):
+            if await self._uploads.get(upload.repository_id, upload.id) is None:
+                await self._raise_gone_after_write(upload)
             raise UploadOutOfOrder("the upload moved on while this chunk was written", new_offset)
         if hasher is not None:
             self._hashes[upload.id] = _RunningHash(new_offset, hasher)
@@ -127,11 +193,17 @@ class UploadService:
         except DigestInvalid:
             await self.cancel(repository, upload_id)
             raise
-        actual = await self._digest_of(upload, expected.algorithm)
-        if actual != expected:
-            await self.cancel(repository, upload_id)
-            raise DigestMismatch(f"upload has digest {actual}, not {expected}")
-        await self._blob_store.commit_upload(upload.id, upload.driver_state_json, str(expected))
+        try:
+            actual = await self._digest_of(upload, expected.algorithm)
+            if actual != expected:
+                await self.cancel(repository, upload_id)
+                raise DigestMismatch(f"upload has digest {actual}, not {expected}")
+            await self._blob_store.commit_upload(upload.id, upload.driver_state_json, str(expected))
+        except StorageFull:
+            await self._drop(upload)
+            raise
+        except UploadBytesMissing:
+            await self._raise_gone(repository, upload_id)
         blob = await self._blob_records.add_and_link(
             repository.id, str(expected), upload.offset, finished_upload_id=upload.id
         )
@@ -143,6 +215,22 @@ class UploadService:
         await self._uploads.delete(upload.id)
         await self._blob_store.abort_upload(upload.id, upload.driver_state_json)
         self._hashes.pop(upload.id, None)
+
+    async def _drop(self, upload: Upload) -> None:
+        """Remove an upload that cannot go on: bytes first, which frees the room a full disk
+        needs to write the row's deletion."""
+        await self._blob_store.abort_upload(upload.id, upload.driver_state_json)
+        self._hashes.pop(upload.id, None)
+        await self._uploads.delete(upload.id)
+
+    async def _raise_gone_after_write(self, upload: Upload) -> NoReturn:
+        """The row went while bytes were being written (a cancel, or the repository deleted):
+        drop what this write left, then say why."""
+        await self._blob_store.abort_upload(upload.id, upload.driver_state_json)
+        self._hashes.pop(upload.id, None)
+        if not await self._uploads.repository_exists(upload.repository_id):
+            raise RepositoryDeleted()
+        raise UploadNotFound(f"upload {upload.id!r} was cancelled while this chunk was written")
 
     async def expire(self, older_than_seconds: int, limit: int = 1000) -> int:
         """Remove uploads untouched for `older_than_seconds`; return how many went."""
