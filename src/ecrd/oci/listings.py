@@ -8,6 +8,8 @@ from collections.abc import Awaitable, Callable
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from ecrd.digests import Digest
+from ecrd.errors import RepositoryNotFound
 from ecrd.oci.requests import next_link, page, registry_of, repository_to_read, services_of
 from ecrd.registry import media_types
 
@@ -52,11 +54,19 @@ async def catalog(request: Request) -> Response:
 
 async def referrers(request: Request) -> Response:
     services = services_of(request)
-    repository = await repository_to_read(request)
     artifact_type = request.query_params.get("artifactType") or None
-    found = await services.manifests.referrers(
-        repository, request.path_params["digest"], [artifact_type] if artifact_type else None
-    )
+    subject_digest = str(Digest.parse(request.path_params["digest"]))
+    try:
+        repository = await repository_to_read(request)
+    except RepositoryNotFound:
+        # Nothing refers to anything in a repository never pushed to: an empty index, as
+        # the Distribution Spec's conformance tests expect.
+        repository = None
+    found = []
+    if repository is not None:
+        found = await services.manifests.referrers(
+            repository, subject_digest, [artifact_type] if artifact_type else None
+        )
     descriptors = []
     for manifest in found:
         descriptor: dict[str, object] = {

@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ecrd.errors import ManifestNotFound, ManifestTooLarge
+from ecrd.errors import ManifestNotFound, ManifestTooLarge, TagInvalid
 from ecrd.metadata.records import Manifest
 from ecrd.oci.requests import (
     address_of,
@@ -15,6 +15,10 @@ from ecrd.oci.requests import (
     services_of,
 )
 from ecrd.registry import media_types
+from ecrd.settings import Settings
+
+# Tags one manifest PUT may apply with `?tag=`; ECR's limit on tags per image is 1000.
+MAX_TAGS_PER_PUT = 100
 
 
 def _accepted_types(request: Request) -> set[str]:
@@ -66,22 +70,35 @@ async def put_manifest(request: Request) -> Response:
     payload = await bounded_body(request, limit)
     if payload is None:
         raise ManifestTooLarge(f"manifest exceeds {limit} bytes")
-    repository = await repository_to_write(request)
-    stored = await services.manifests.put(
-        repository,
+    settings: Settings = request.app.state.settings
+    # Distribution Spec 1.2: `?tag=` (repeatable) tags a manifest pushed by digest.
+    extra_tags = list(dict.fromkeys(request.query_params.getlist("tag")))
+    if len(extra_tags) > MAX_TAGS_PER_PUT:
+        raise TagInvalid(f"at most {MAX_TAGS_PER_PUT} tag parameters may be given")
+    # Checked before the repository is looked up, so a refused push creates none.
+    push = services.manifests.prepare_put(
         request.path_params["reference"],
         request.headers.get("content-type"),
         payload,
+        extra_tags,
+    )
+    repository = await repository_to_write(request)
+    # The spec lets a registry accept manifests whose blobs it lacks; ECR does not.
+    stored = await services.manifests.store_prepared(
+        repository, push, require_references=settings.strict_references
     )
     manifest = stored.manifest
-    headers = {
-        "Location": f"/v2/{request.path_params['name']}/manifests/{manifest.digest}",
-        "Docker-Content-Digest": manifest.digest,
-        "Content-Length": "0",
-    }
+    headers = [
+        ("Location", f"/v2/{request.path_params['name']}/manifests/{manifest.digest}"),
+        ("Docker-Content-Digest", manifest.digest),
+        ("Content-Length", "0"),
+    ]
     if manifest.subject_digest is not None:
-        headers["OCI-Subject"] = manifest.subject_digest
-    return Response(status_code=201, headers=headers)
+        headers.append(("OCI-Subject", manifest.subject_digest))
+    headers += [("OCI-Tag", tag) for tag in extra_tags]
+    response = Response(status_code=201)
+    response.raw_headers = [(name.lower().encode(), value.encode()) for name, value in headers]
+    return response
 
 
 async def delete_manifest(request: Request) -> Response:

@@ -4,13 +4,27 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from ecrd.digests import Digest, is_digest
-from ecrd.errors import DigestMismatch, ManifestNotFound, ManifestTooLarge
+from ecrd.errors import (
+    DigestInvalid,
+    DigestMismatch,
+    ManifestNotFound,
+    ManifestTooLarge,
+    TagInvalid,
+)
 from ecrd.metadata.manifests import ManifestStore
-from ecrd.metadata.records import Manifest, Registry, Repository, StoredManifest, utcnow
+from ecrd.metadata.records import (
+    Manifest,
+    NewManifest,
+    Registry,
+    Repository,
+    StoredManifest,
+    utcnow,
+)
 from ecrd.names import check_repository_name, check_tag
 from ecrd.registry.manifest_format import parse_manifest
 from ecrd.registry.repositories import repository_not_found
@@ -34,6 +48,14 @@ class Reference:
         return cls(tag=check_tag(text), digest=None)
 
 
+@dataclass(frozen=True)
+class ManifestPush:
+    """A manifest checked and ready to store, and the tags to point at it."""
+
+    manifest: NewManifest
+    tags: tuple[str, ...]
+
+
 class ManifestService:
     def __init__(self, manifests: ManifestStore, max_manifest_bytes: int) -> None:
         self._manifests = manifests
@@ -43,35 +65,31 @@ class ManifestService:
         self._pulls_recorded: dict[tuple[int, datetime], float] = {}
         self._pull_writes: set[asyncio.Task[None]] = set()
 
-    async def put(
+    def prepare_put(
         self,
-        repository: Repository,
         reference: str,
         content_type: str | None,
         payload: bytes,
-        require_references: bool = True,
-    ) -> StoredManifest:
-        """Store a manifest under a reference from a URL: a tag, or the manifest's digest."""
+        extra_tags: Sequence[str] = (),
+    ) -> ManifestPush:
+        """Check a manifest pushed under a reference from a URL (a tag, or the manifest's
+        digest) and tagged with `extra_tags` too, before anything is stored."""
         parsed = Reference.parse(reference)
-        return await self.store(
-            repository, payload, content_type, parsed.tag, parsed.digest, require_references
-        )
+        tags = [check_tag(tag) for tag in extra_tags]
+        if parsed.tag is not None:
+            tags.insert(0, parsed.tag)
+        return self.prepare(payload, content_type, tags, parsed.digest)
 
-    async def store(
+    def prepare(
         self,
-        repository: Repository,
         payload: bytes,
         content_type: str | None,
-        tag: str | None,
+        tags: str | Sequence[str] | None,
         expected_digest: str | None,
-        require_references: bool = True,
-    ) -> StoredManifest:
-        """Store a manifest, tagged when `tag` is given; DigestMismatch unless its digest is
-        `expected_digest` (when given, in that digest's algorithm).
-
-        `require_references` off lets a manifest name layers and children that are not there
-        (for test suites written against mocks; ECR itself never allows it).
-        """
+    ) -> ManifestPush:
+        """Parse and check a manifest to store with `tags` (one, several or none); refuse it
+        (ManifestInvalid, ManifestTooLarge, DigestMismatch unless its digest is
+        `expected_digest`, in that digest's algorithm) before anything is written."""
         if len(payload) > self.max_manifest_bytes:
             raise ManifestTooLarge(f"manifest exceeds {self.max_manifest_bytes} bytes")
         algorithm = "sha256"
@@ -81,20 +99,48 @@ class ManifestService:
         new = parse_manifest(payload, content_type, algorithm)
         if expected_digest is not None and expected_digest != new.digest:
             raise DigestMismatch(f"manifest digest is {new.digest}, not {expected_digest}")
+        tag_names = [tags] if isinstance(tags, str) else list(tags or ())
+        return ManifestPush(new, tuple(tag_names))
+
+    async def store(
+        self,
+        repository: Repository,
+        payload: bytes,
+        content_type: str | None,
+        tags: str | Sequence[str] | None,
+        expected_digest: str | None,
+        require_references: bool = True,
+    ) -> StoredManifest:
+        """Check and store a manifest (see `prepare`) in one step."""
+        push = self.prepare(payload, content_type, tags, expected_digest)
+        return await self.store_prepared(repository, push, require_references)
+
+    async def store_prepared(
+        self, repository: Repository, push: ManifestPush, require_references: bool = True
+    ) -> StoredManifest:
+        """Store a checked manifest with its tags pointing at it.
+
+        `require_references` off lets a manifest name layers and children that are not there
+        (for test suites written against mocks; ECR itself never allows it).
+        """
         return await self._manifests.put(
             repository.id,
-            new,
-            tag,
-            tag_immutable=tag is not None and repository.tag_is_immutable(tag),
+            push.manifest,
+            push.tags,
+            immutable_tags={tag for tag in push.tags if repository.tag_is_immutable(tag)},
             require_references=require_references,
         )
 
     async def find_for_pull(
         self, registry: Registry, name: str, reference: str
     ) -> tuple[Repository, Manifest]:
-        """The repository and manifest a pull names, in one metadata read."""
+        """The repository and manifest a pull names, in one metadata read. A reference that
+        is neither a valid tag nor a valid digest names no manifest (ManifestNotFound)."""
         check_repository_name(name)
-        parsed = Reference.parse(reference)
+        try:
+            parsed = Reference.parse(reference)
+        except (TagInvalid, DigestInvalid):
+            raise ManifestNotFound(f"manifest {reference[:200]!r} is unknown") from None
         found = await self._manifests.find_for_pull(registry.id, name, parsed.tag, parsed.digest)
         if found is None:
             raise repository_not_found(registry, name)
