@@ -6,6 +6,7 @@ An unknown key or a bad value stops the start with a one-line message naming it.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -18,72 +19,194 @@ from pydantic_settings import (
 )
 
 DEFAULT_CONFIG_FILE = Path("ecrd.toml")
+# The form of an AWS secret access key (as ecrd.auth.keys checks it when storing one).
+_BOOTSTRAP_SECRET = re.compile(r"[A-Za-z0-9/+=]{16,64}")
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="ECRD_", extra="forbid", frozen=True)
 
-    host: str = "127.0.0.1"
-    port: int = Field(5000, ge=0, le=65535)
-    data_dir: Path = Path("ecrd-data")
-    # SQLAlchemy URL of the metadata store; empty means SQLite in the data folder.
-    database_url: str = ""
-    account_id: str = Field("000000000000", pattern=r"^\d{12}$")
-    region: str = Field("us-east-1", pattern=r"^[a-z]{2}(-[a-z]+)+-\d$")
-    tls_cert: Path | None = None
-    tls_key: Path | None = None
-    workers: int = Field(1, ge=1, le=64)
-    log_level: Literal["debug", "info", "warning", "error"] = "info"
-    # A push to a repository that does not exist creates it (ECR's create-on-push).
-    create_on_push: bool = True
-    # How clients reach this server ("host[:port]"), for repositoryUri and proxyEndpoint.
-    # Empty means the listening address, with "localhost" for a wildcard one.
-    public_host: str = Field("", pattern=r"^([A-Za-z0-9.-]+|\[[0-9A-Fa-f:]+\])?(:\d{1,5})?$")
-    # With a domain, each registry has its own host <account>.dkr.ecr.<region>.<domain>, as
-    # on AWS, and the data plane picks the registry by the Host header.
-    domain: str = Field("", pattern=r"^([a-z0-9-]+(\.[a-z0-9-]+)*)?$")
-    # PutImage refuses manifests whose layers or child manifests are missing, as ECR does.
-    # Off lets test suites written for mocks put fabricated manifests.
-    strict_references: bool = True
-    max_manifest_bytes: int = Field(4 * 1024 * 1024, ge=1024)
-    # Uploads left untouched this long are abandoned and may be removed.
-    upload_expiry_seconds: int = Field(7 * 24 * 3600, ge=60)
-    # ECR Public: where public repositories are served (host[:port]; empty: the public
-    # address), and the alias of the default account's public registry (empty: derived).
+    # Each description is the setting's entry in docs/settings.md (`python -m
+    # ecrd.settings_reference`), so it says what the setting means to someone running ecrd.
+    host: str = Field(
+        "127.0.0.1",
+        description="Address to listen on. `0.0.0.0` (or `::`) listens on every interface.",
+    )
+    port: int = Field(
+        5000,
+        ge=0,
+        le=65535,
+        description="TCP port to listen on, for the OCI Distribution API, both ECR APIs and the "
+        "gallery alike.",
+    )
+    data_dir: Path = Field(
+        Path("ecrd-data"),
+        description="Folder for blobs, uploads in progress, the registry token key and (unless "
+        "`database_url` is set) the SQLite metadata store `metadata.db`. The server makes it at "
+        "its first start; `ecrd keys` needs it to exist.",
+    )
+    database_url: str = Field(
+        "",
+        description="URL of the metadata store: `sqlite:///PATH`, or "
+        "`postgresql://USER[:PASSWORD]@HOST[:PORT]/DATABASE` (`postgres://` and "
+        "`postgresql+asyncpg://` mean the same; all use asyncpg). Empty means SQLite in the "
+        "data folder. The server does not start when the database does not answer within "
+        "5 seconds.",
+    )
+    account_id: str = Field(
+        "000000000000",
+        pattern=r"^\d{12}$",
+        description="The default account: it owns the root key made at the first start, "
+        '`auth_mode = "open"` acts as its root, and `/v2/` serves its registry on hosts '
+        "that name no other.",
+    )
+    region: str = Field(
+        "us-east-1",
+        pattern=r"^[a-z]{2}(-[a-z]+)+-\d$",
+        description="Region of the default account's registry on `/v2/` (API calls use the "
+        "region they are signed for).",
+    )
+    tls_cert: Path | None = Field(
+        None,
+        description="PEM certificate (chain) file: with `tls_key`, the server speaks HTTPS "
+        "itself. Unset: plain HTTP.",
+    )
+    tls_key: Path | None = Field(
+        None, description="PEM private key file of `tls_cert`, not encrypted."
+    )
+    workers: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="Server processes sharing the port; each runs its own event loop.",
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        "info", description="Least severe level of the log records written."
+    )
+    create_on_push: bool = Field(
+        True,
+        description="A push to a repository that does not exist creates it (ECR's "
+        "create-on-push). Off: such a push fails, as for any unknown repository.",
+    )
+    public_host: str = Field(
+        "",
+        pattern=r"^([A-Za-z0-9.-]+|\[[0-9A-Fa-f:]+\])?(:\d{1,5})?$",
+        description="How clients reach this server (`host[:port]`), for `repositoryUri` and "
+        "`proxyEndpoint`. Empty means the listening address, with `localhost` for a wildcard "
+        "one.",
+    )
+    domain: str = Field(
+        "",
+        pattern=r"^([a-z0-9-]+(\.[a-z0-9-]+)*)?$",
+        description="With a domain, each registry has its own host "
+        "`<account>.dkr.ecr.<region>.<domain>`, as on AWS, and `/v2/` picks the registry by "
+        "the Host header. Empty: every registry shares the public address.",
+    )
+    strict_references: bool = Field(
+        True,
+        description="PutImage refuses manifests whose layers or child manifests are missing, "
+        "as ECR does. Off lets test suites written for mocks put made-up manifests (`/v2/` "
+        "always checks).",
+    )
+    max_manifest_bytes: int = Field(
+        4 * 1024 * 1024,
+        ge=1024,
+        description="Largest manifest accepted, in bytes (4 MiB).",
+    )
+    upload_expiry_seconds: int = Field(
+        7 * 24 * 3600,
+        ge=60,
+        description="Uploads left untouched this long (7 days) are abandoned; an hourly sweep "
+        "removes them.",
+    )
     public_registry_host: str = Field(
-        "", pattern=r"^([A-Za-z0-9.-]+|\[[0-9A-Fa-f:]+\])?(:\d{1,5})?$"
+        "",
+        pattern=r"^([A-Za-z0-9.-]+|\[[0-9A-Fa-f:]+\])?(:\d{1,5})?$",
+        description="ECR Public: the host (`host[:port]`) where public repositories are served "
+        "as `<host>/<alias>/<name>`, with a Bearer token endpoint as on `public.ecr.aws`. "
+        "Empty: they share the public address, told apart by the alias.",
     )
-    public_alias: str = Field("", pattern=r"^([a-z][a-z0-9]*(?:[._-][a-z0-9]+)*)?$", max_length=50)
-    # "iam": SigV4 against stored keys, registry tokens, policies evaluated as IAM does.
-    # "open": any well-formed signature and any registry login act as the default account's
-    # root. For throwaway CI only; the server warns at start.
-    auth_mode: Literal["iam", "open"] = "iam"
-    # The root key of the default account, used instead of a generated one when the store
-    # has no key yet (so scripts know the credentials in advance).
-    bootstrap_access_key_id: str = Field("", pattern=r"^([A-Z0-9]{16,32})?$")
+    public_alias: str = Field(
+        "",
+        pattern=r"^([a-z][a-z0-9]*(?:[._-][a-z0-9]+)*)?$",
+        max_length=50,
+        description="ECR Public: the alias of the default account's public registry. Empty: "
+        "one derived from the account id.",
+    )
+    auth_mode: Literal["iam", "open"] = Field(
+        "iam",
+        description="`iam`: SigV4 against stored keys, registry tokens, and policies evaluated "
+        "as IAM does. `open`: any well-formed signature and any registry login act as the "
+        "default account's root; for throwaway CI only, and the server warns at start.",
+    )
+    bootstrap_access_key_id: str = Field(
+        "",
+        pattern=r"^([A-Z0-9]{16,32})?$",
+        description="The default account's root key id, used instead of a generated one and "
+        "added at any start where it is missing, so that scripts know the credentials in "
+        "advance. Goes with `bootstrap_secret_access_key`.",
+    )
     # A SecretStr never shows its value in a repr, a dump or an error message.
-    bootstrap_secret_access_key: SecretStr = SecretStr("")
-    # The URL clients use to reach this server, when it differs from what it listens on: a
-    # TLS-terminating proxy in front makes it https://. It sets the scheme and host of
-    # repositoryUri, proxyEndpoint and the token realm (and replaces public_host).
-    public_url: str = Field(
-        "", pattern=r"^(https?://([A-Za-z0-9.-]+|\[[0-9A-Fa-f:]+\])(:\d{1,5})?)?$"
+    bootstrap_secret_access_key: SecretStr = Field(
+        SecretStr(""),
+        description="The secret of `bootstrap_access_key_id`: 16 to 64 characters of "
+        "`A-Z a-z 0-9 / + =`.",
     )
-    # A client must send its whole request head (line and headers) within this time.
-    request_head_timeout_seconds: float = Field(20.0, gt=0, le=3600)
-    # A request body that sends nothing for this long is dropped (its upload keeps the bytes
-    # that arrived, so the client can resume).
-    request_body_stall_seconds: float = Field(60.0, gt=0, le=3600)
-    # Uploads open at once in one registry; past it, a new upload is refused until some
-    # finish, are cancelled or expire.
-    max_open_uploads: int = Field(1000, ge=1, le=1_000_000)
-    # "text": one line per record for people; "json": one JSON object per line for machines.
-    log_format: Literal["text", "json"] = "text"
+    public_url: str = Field(
+        "",
+        pattern=r"^(https?://([A-Za-z0-9.-]+|\[[0-9A-Fa-f:]+\])(:\d{1,5})?)?$",
+        description="The URL clients use to reach this server when it differs from what it "
+        "listens on, e.g. `https://` behind a TLS-terminating proxy. It sets the scheme and "
+        "host of `repositoryUri`, `proxyEndpoint` and the token realm, in place of "
+        "`public_host` (give one or the other).",
+    )
+    request_head_timeout_seconds: float = Field(
+        20.0,
+        gt=0,
+        le=3600,
+        description="A client must send its whole request head (request line and headers) "
+        "within this time, counted from the connection's opening or the request's first byte; "
+        "else the answer is 408 and the connection is closed.",
+    )
+    request_body_stall_seconds: float = Field(
+        60.0,
+        gt=0,
+        le=3600,
+        description="A request body that sends nothing for this long is dropped; an upload "
+        "keeps the bytes that arrived, so the client can resume.",
+    )
+    max_open_uploads: int = Field(
+        1000,
+        ge=1,
+        le=1_000_000,
+        description="Uploads open at once in one registry; past it a new upload is refused "
+        "until some finish, are cancelled or expire.",
+    )
+    log_format: Literal["text", "json"] = Field(
+        "text",
+        description="`text`: one line per record, for people. `json`: one JSON object per "
+        "line, for machines.",
+    )
 
     @model_validator(mode="after")
     def _one_public_address(self) -> Settings:
         if self.public_url and self.public_host:
             raise ValueError("public_url: give public_url or public_host, not both")
+        return self
+
+    @model_validator(mode="after")
+    def _bootstrap_pair(self) -> Settings:
+        # Checked here, not when the key is stored, so that a bad pair stops the start before
+        # a data folder or store is made. The message never holds the secret.
+        secret = self.bootstrap_secret_access_key.get_secret_value()
+        if self.bootstrap_access_key_id and not secret:
+            raise ValueError("bootstrap_secret_access_key: needed with bootstrap_access_key_id")
+        if secret and not self.bootstrap_access_key_id:
+            raise ValueError("bootstrap_access_key_id: needed with bootstrap_secret_access_key")
+        if secret and not _BOOTSTRAP_SECRET.fullmatch(secret):
+            raise ValueError(
+                "bootstrap_secret_access_key: must be 16 to 64 characters of A-Z a-z 0-9 / + ="
+            )
         return self
 
     @property

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -30,6 +31,8 @@ from tests.conftest import (
     AccessKeyPair,
     EcrdServer,
     clean_environment,
+    free_port,
+    postgres_database,
 )
 
 CLI_TIMEOUT = 60
@@ -40,7 +43,7 @@ OTHER_ACCOUNT = "111111111111"
 def run_keys(server: EcrdServer, *args: str) -> subprocess.CompletedProcess[str]:
     """`ecrd keys ...` on the server's store, with no ECRD_* variable from the shell."""
     return subprocess.run(
-        [sys.executable, "-m", "ecrd", "keys", *args, "--data-dir", str(server.data_dir)],
+        [sys.executable, "-m", "ecrd", "keys", *args, *server.store_arguments()],
         capture_output=True,
         text=True,
         timeout=CLI_TIMEOUT,
@@ -189,7 +192,7 @@ _BAD_USERS = {
 def create_in_process(server: EcrdServer, *args: str) -> Result:
     """`ecrd keys create` through click's runner, with no ECRD_* variable from the shell."""
     unset: dict[str, str | None] = {name: None for name in os.environ if name.startswith("ECRD_")}
-    arguments = ["keys", "create", *args, "--data-dir", str(server.data_dir)]
+    arguments = ["keys", "create", *args, *server.store_arguments()]
     return CliRunner().invoke(ecrd_command, arguments, env=unset)
 
 
@@ -251,3 +254,93 @@ def test_create_refuses_a_policy_without_a_user(server: EcrdServer) -> None:
     result = create_in_process(server, "--policy", str(path))
     assert_refused("--policy", result.exit_code, result.stdout, result.stderr)
     assert "--user" in result.stderr
+
+
+# The store must exist
+#
+# `ecrd keys` works on the store a server made; a mistyped --data-dir must not leave an empty
+# store behind (and a key in it that no server reads).
+
+
+def run_keys_in(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`ecrd keys ...` run in `folder` (so no ecrd.toml applies), with no ECRD_* variable."""
+    return subprocess.run(
+        [sys.executable, "-m", "ecrd", "keys", *args],
+        capture_output=True,
+        text=True,
+        timeout=CLI_TIMEOUT,
+        env=clean_environment(),
+        cwd=folder,
+    )
+
+
+def assert_one_line_refusal(result: subprocess.CompletedProcess[str], *named: str) -> None:
+    assert result.returncode != 0, (result.stdout, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    for text in named:
+        assert text in lines[0], lines[0]
+    assert "AccessKeyId" not in result.stdout
+
+
+_KEYS_COMMANDS = {"list": ["list"], "create": ["create"], "delete": ["delete", "AKIA" + "N" * 16]}
+
+
+@pytest.mark.parametrize("command", _KEYS_COMMANDS.values(), ids=_KEYS_COMMANDS.keys())
+def test_keys_on_a_data_folder_that_does_not_exist_say_so_and_create_nothing(
+    tmp_path: Path, command: list[str]
+) -> None:
+    # given a data folder that does not exist (a typo, or a server never started there)
+    data_dir = tmp_path / "no-such-data"
+
+    # when a keys command runs on it
+    result = run_keys_in(tmp_path, *command, "--data-dir", str(data_dir))
+
+    # then it says there is no data folder, and how to get one, and makes none
+    assert_one_line_refusal(result, "no ecrd data folder", str(data_dir), "--database-url")
+    assert not data_dir.exists()
+
+
+def test_keys_on_a_folder_without_a_store_create_none(tmp_path: Path) -> None:
+    # given an empty folder where no server has run
+    data_dir = tmp_path / "empty"
+    data_dir.mkdir()
+
+    # when a key is made there; then it is refused, and no metadata.db appears
+    result = run_keys_in(tmp_path, "create", "--data-dir", str(data_dir))
+    assert_one_line_refusal(result, "no ecrd metadata store", str(data_dir / "metadata.db"))
+    assert list(data_dir.iterdir()) == []
+
+
+def test_keys_on_an_unknown_database_scheme_say_so(tmp_path: Path) -> None:
+    # when keys are listed from a database ecrd does not speak; then one line names the setting
+    result = run_keys_in(tmp_path, "list", "--database-url", "mysql://ecrd@127.0.0.1/ecrd")
+    assert_one_line_refusal(result, "database_url", "'mysql'")
+
+
+def test_keys_on_a_database_that_does_not_answer_say_so(tmp_path: Path) -> None:
+    # when keys are listed from a PostgreSQL port where nothing listens
+    url = f"postgresql://postgres@127.0.0.1:{free_port()}/ecrd"
+    result = run_keys_in(tmp_path, "list", "--database-url", url)
+
+    # then one line says the database cannot be reached
+    assert_one_line_refusal(result, "cannot reach the database", "connection refused")
+
+
+def test_keys_with_a_database_url_need_no_data_folder(tmp_path: Path) -> None:
+    # given a PostgreSQL database (new and empty) and a data folder that does not exist
+    data_dir = tmp_path / "no-such-data"
+    with postgres_database() as url:
+        # when a key is made in that database and the keys are listed
+        created = run_keys_in(
+            tmp_path, "create", "--database-url", url, "--data-dir", str(data_dir)
+        )
+        listed = run_keys_in(tmp_path, "list", "--database-url", url, "--data-dir", str(data_dir))
+
+    # then both work on the database alone, and no data folder was made
+    assert created.returncode == 0, created.stderr
+    key_id = json.loads(created.stdout)["AccessKeyId"]
+    assert listed.returncode == 0, listed.stderr
+    assert [line.split()[0] for line in listed.stdout.splitlines()] == [key_id]
+    assert not data_dir.exists()

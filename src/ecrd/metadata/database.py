@@ -9,6 +9,11 @@ depends on the database:
   IMMEDIATE on one connection per process, so writers queue instead of failing on a lock
   upgrade; `busy_timeout` covers writers in other processes.
 - PostgreSQL: the same functions run through asyncpg on the event loop (`run_sync`).
+
+URLs taken (`normalise_url`), anything else is refused before a connection is tried:
+
+    sqlite:///PATH (also sqlite+pysqlite, sqlite+aiosqlite)     a file; never in memory
+    postgresql://, postgres://, postgresql+asyncpg://            all mean asyncpg
 """
 
 from __future__ import annotations
@@ -21,30 +26,75 @@ from alembic import command
 from alembic.config import Config
 from anyio import to_thread
 from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from ecrd.errors import RepositoryDeleted, StorageFull
+
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+# asyncpg waits 60 s for a server by default; a start or a pool refill should fail sooner.
+CONNECT_TIMEOUT_SECONDS = 5.0
+ACCEPTED_URLS = "sqlite:///PATH or postgresql://USER[:PASSWORD]@HOST[:PORT]/DATABASE"
+_SQLITE_SCHEMES = ("sqlite", "sqlite+pysqlite", "sqlite+aiosqlite")
+_POSTGRESQL_SCHEMES = ("postgresql", "postgres", "postgresql+asyncpg")
 Result = TypeVar("Result")
 Work = Callable[[Connection], Result]
+
+
+class UnsupportedDatabaseUrl(ValueError):
+    """A metadata URL ecrd cannot use; the message is one line naming the reason."""
+
+
+def normalise_url(url: str) -> str:
+    """`url` in the form the engines take: `sqlite:///PATH` or `postgresql+asyncpg://...`."""
+    scheme, separator, rest = url.partition("://")
+    if not separator:
+        raise UnsupportedDatabaseUrl(f"not a database URL (ecrd takes {ACCEPTED_URLS})")
+    if scheme.lower() in _POSTGRESQL_SCHEMES:
+        return f"postgresql+asyncpg://{rest}"
+    if scheme.lower() in _SQLITE_SCHEMES:
+        path = rest.removeprefix("/").partition("?")[0]
+        # In memory, the read and write engines would each see a database of their own.
+        if not rest.startswith("/") or path in ("", ":memory:"):
+            raise UnsupportedDatabaseUrl("an SQLite database must be a file: sqlite:///PATH")
+        return f"sqlite:///{rest.removeprefix('/')}"
+    raise UnsupportedDatabaseUrl(f"unsupported scheme {scheme!r} (ecrd takes {ACCEPTED_URLS})")
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file of an SQLite URL (relative to the working folder when relative), else None."""
+    normalised = normalise_url(url)
+    if not normalised.startswith("sqlite:"):
+        return None
+    return Path(normalised.removeprefix("sqlite:///").partition("?")[0])
+
+
+def printable_url(url: str) -> str:
+    """`url` with its password hidden, for messages."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return url.partition("://")[0] + "://..."
 
 
 class Database:
     """The metadata store: `read(work)` and `write(work)` each run `work` in one transaction."""
 
     def __init__(self, url: str, schema: str | None = None) -> None:
+        url = normalise_url(url)
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
         self._sqlite_read: Engine | None = None
         self._sqlite_write: Engine | None = None
         self._async_engine: AsyncEngine | None = None
         if self.is_sqlite:
-            sync_url = url.replace("sqlite+aiosqlite:", "sqlite:")
             # A read is one statement, which SQLite runs as its own snapshot: no BEGIN needed.
-            self._sqlite_read = _sqlite_engine(sync_url, begin=None, pool_size=4)
-            self._sqlite_write = _sqlite_engine(sync_url, begin="BEGIN IMMEDIATE", pool_size=1)
+            self._sqlite_read = _sqlite_engine(url, begin=None, pool_size=4)
+            self._sqlite_write = _sqlite_engine(url, begin="BEGIN IMMEDIATE", pool_size=1)
             self.dialect = "sqlite"
         else:
-            connect_args: dict[str, Any] = {}
+            connect_args: dict[str, Any] = {"timeout": CONNECT_TIMEOUT_SECONDS}
             if schema is not None:
                 connect_args["server_settings"] = {"search_path": schema}
             self._async_engine = create_async_engine(
@@ -59,15 +109,30 @@ class Database:
         return await self._run_async(work)
 
     async def write(self, work: Work[Result]) -> Result:
-        if self._sqlite_write is not None:
-            return await to_thread.run_sync(_run_sync, self._sqlite_write, work)
-        return await self._run_async(work)
+        """Run `work` in one write transaction. A row it references that another transaction
+        deleted (a repository, with everything in it) is RepositoryDeleted, not a crash."""
+        try:
+            if self._sqlite_write is not None:
+                return await to_thread.run_sync(_run_sync, self._sqlite_write, work)
+            return await self._run_async(work)
+        except IntegrityError as error:
+            if _is_foreign_key_violation(error):
+                raise RepositoryDeleted() from None
+            raise
+        except OperationalError as error:
+            if getattr(error.orig, "sqlite_errorname", None) == "SQLITE_FULL":
+                raise StorageFull("insufficient storage for metadata: the disk is full") from None
+            raise
 
     async def _run_async(self, work: Work[Result]) -> Result:
         if self._async_engine is None:
             raise RuntimeError("database is closed")
         async with self._async_engine.begin() as connection:
             return await connection.run_sync(work)
+
+    async def ping(self) -> None:
+        """Connect and run one trivial query: raises what the driver raises when it cannot."""
+        await self.read(lambda connection: connection.execute(text("SELECT 1")).scalar())
 
     async def migrate(self) -> None:
         """Bring the schema up to the newest migration; safe when several processes start."""
@@ -88,6 +153,14 @@ class Database:
                 engine.dispose()
         if self._async_engine is not None:
             await self._async_engine.dispose()
+
+
+def _is_foreign_key_violation(error: IntegrityError) -> bool:
+    driver_error = error.orig
+    return (
+        getattr(driver_error, "sqlite_errorname", None) == "SQLITE_CONSTRAINT_FOREIGNKEY"
+        or getattr(driver_error, "sqlstate", None) == "23503"
+    )
 
 
 def _run_sync(engine: Engine, work: Work[Result]) -> Result:
