@@ -19,6 +19,10 @@ from ecrd.aws.endpoint import AwsEndpoint
 from ecrd.aws.model import load_services
 from ecrd.aws.operations import operation_tables
 from ecrd.errors import RegistryError
+from ecrd.observability.health import Readiness, liveness
+from ecrd.observability.home import HomePage
+from ecrd.observability.metrics import JobMetrics, Metrics, MetricsEndpoint, operation_labels
+from ecrd.observability.middleware import ObservedRequests
 from ecrd.oci.access import Unauthorized, unauthorized
 from ecrd.oci.errors import OciError, error_response, oci_error, registry_error
 from ecrd.oci.routes import oci_routes
@@ -29,6 +33,8 @@ from ecrd.web.gallery import gallery_routes
 
 _API_VERSION_HEADER = (b"docker-distribution-api-version", b"registry/2.0")
 UPLOAD_SWEEP_INTERVAL_SECONDS = 3600
+UPLOAD_SWEEP_JOB = "upload_sweep"
+BACKGROUND_JOBS = (UPLOAD_SWEEP_JOB,)
 logger = logging.getLogger("ecrd")
 
 
@@ -65,11 +71,12 @@ async def _http_error(request: Request, error: Exception) -> Response:
     return error_response(request, error.status_code, "NAME_UNKNOWN", "no such endpoint")
 
 
-async def _sweep_uploads(services: RegistryServices, expiry_seconds: int) -> None:
+async def _sweep_uploads(services: RegistryServices, expiry_seconds: int, jobs: JobMetrics) -> None:
     """Hourly, drop uploads abandoned for longer than the configured expiry."""
     while True:
         try:
-            removed = await services.uploads.expire(expiry_seconds)
+            with jobs.run(UPLOAD_SWEEP_JOB):
+                removed = await services.uploads.expire(expiry_seconds)
             if removed:
                 logger.info("removed %d abandoned uploads", removed)
         except Exception:  # a failed sweep must not end the loop; the next one retries
@@ -80,23 +87,33 @@ async def _sweep_uploads(services: RegistryServices, expiry_seconds: int) -> Non
 def create_app(settings: Settings, migrate: bool = True) -> Starlette:
     """The ASGI application. `migrate` brings the schema up to date at start."""
     services: RegistryServices = build_services(settings)
+    aws_services = load_services()
+    metrics = Metrics(operation_labels(aws_services), BACKGROUND_JOBS)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         if migrate:
             await services.database.migrate()
         await services.registry_for_host(None)
-        sweeper = asyncio.create_task(_sweep_uploads(services, settings.upload_expiry_seconds))
+        sweeper = asyncio.create_task(
+            _sweep_uploads(services, settings.upload_expiry_seconds, metrics.jobs)
+        )
         yield
         sweeper.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await sweeper
         await services.close()
 
-    aws_endpoint = AwsEndpoint(load_services(), operation_tables())
+    aws_endpoint = AwsEndpoint(aws_services, operation_tables())
+    readiness = Readiness(services.database, services.blob_store)
     app = Starlette(
         routes=[
             Route("/", aws_endpoint.handle, methods=["POST"]),
+            # What the operator and a person opening the address see; no auth.
+            Route("/", HomePage(settings).answer, methods=["GET"]),
+            Route("/healthz", liveness, methods=["GET"]),
+            Route("/readyz", readiness.answer, methods=["GET"]),
+            Route("/metrics", MetricsEndpoint(metrics, services.uploads).answer, methods=["GET"]),
             *oci_routes(),
             *gallery_routes(),
         ],
@@ -111,5 +128,8 @@ def create_app(settings: Settings, migrate: bool = True) -> Starlette:
     )
     app.state.services = services
     app.state.settings = settings
+    app.state.metrics = metrics
     app.add_middleware(RegistryHeaders)
+    # Outermost (added last): it sees the final status, headers and bytes of every answer.
+    app.add_middleware(ObservedRequests, metrics=metrics.http)
     return app

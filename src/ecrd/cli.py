@@ -38,7 +38,10 @@ def store_options(command: Command) -> Command:
                 help="Folder for blobs and the SQLite metadata (default ./ecrd-data).",
             ),
             click.option(
-                "--database-url", default=None, help="SQLAlchemy URL of the metadata store."
+                "--database-url",
+                default=None,
+                help="Metadata store: sqlite:///PATH or postgresql://USER@HOST[:PORT]/DATABASE "
+                "(default: SQLite in the data folder).",
             ),
         ]
     ):
@@ -77,6 +80,7 @@ def main() -> None:
 )
 @click.option("--workers", type=int, default=None, help="Server processes (default 1).")
 @click.option("--log-level", default=None, help="debug, info, warning or error.")
+@click.option("--log-format", default=None, help="text (default) or json: one object a line.")
 def serve(config_file: Path | None, **flags: object) -> None:
     """Start the registry."""
     settings = _settings(config_file, **flags)
@@ -200,12 +204,17 @@ def _arn(account_id: str, user_name: str | None) -> str:
 
 
 def _with_identities(settings: Settings, work: Callable[[IdentityStore], Awaitable[None]]) -> None:
-    """Run `work(IdentityStore)` against the (migrated) metadata store."""
+    """Run `work(IdentityStore)` against the (migrated) metadata store, which must exist."""
     from ecrd.metadata.database import Database
     from ecrd.metadata.identities import IdentityStore
+    from ecrd.startup import StartupError, check_keys_store
+
+    try:
+        check_keys_store(settings)
+    except StartupError as error:
+        raise SystemExit(f"ecrd: {error}") from None
 
     async def run() -> None:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
         database = Database(settings.metadata_url)
         try:
             await database.migrate()

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from ecrd.auth.authorizer import Authorizer
 from ecrd.auth.tokens import TokenIssuer, load_signing_key
 from ecrd.blobs.filesystem import FilesystemBlobStore
+from ecrd.blobs.store import BlobStore
 from ecrd.metadata.blobs import BlobRecords
 from ecrd.metadata.database import Database
 from ecrd.metadata.identities import IdentityStore
@@ -29,6 +30,8 @@ from ecrd.settings import Settings
 @dataclass(frozen=True)
 class RegistryServices:
     database: Database
+    # The store itself, for what asks it directly (the readiness check).
+    blob_store: BlobStore
     registries: RegistryStore
     repositories: RepositoryService
     blobs: BlobService
@@ -47,7 +50,7 @@ class RegistryServices:
         """The registry a data-plane request addresses: by its Host when a domain is set."""
         named = self.hosts.registry_named_by(host)
         account_id, region = named or (self.default_account_id, self.default_region)
-        return await self.registries.ensure(account_id, region)
+        return await self.registries.get(account_id, region)
 
     async def address(self, host: str | None, path_name: str) -> tuple[Registry, str] | None:
         """The registry and repository name a data-plane path names.
@@ -78,14 +81,19 @@ def build_services(settings: Settings, database: Database | None = None) -> Regi
     database = database or Database(settings.metadata_url)
     blob_store = FilesystemBlobStore(settings.data_dir)
     blob_records = BlobRecords(database)
-    uploads = UploadService(UploadStore(database), blob_records, blob_store)
+    uploads = UploadService(
+        UploadStore(database), blob_records, blob_store, settings.max_open_uploads
+    )
     manifests = ManifestService(ManifestStore(database), settings.max_manifest_bytes)
     registries = RegistryStore(database, RegistryHosts(settings).default_alias)
     repository_store = RepositoryStore(database)
     return RegistryServices(
         database=database,
+        blob_store=blob_store,
         registries=registries,
-        repositories=RepositoryService(repository_store, blob_store, settings.create_on_push),
+        repositories=RepositoryService(
+            registries, repository_store, blob_store, settings.create_on_push
+        ),
         blobs=BlobService(blob_records, blob_store),
         uploads=uploads,
         manifests=manifests,
