@@ -6,12 +6,17 @@ call it stands for (a manifest GET is `ecr:BatchGetImage`, a PATCH `ecr:UploadLa
 against the same identity, repository and registry policies. A request without credentials
 is anonymous: it gets through only where a repository policy grants `*`, and otherwise gets
 401 with the Basic challenge, which makes clients that have credentials send them.
+
+The Docker engine is the exception: after a Basic challenge it refuses to send a request
+without credentials ("no basic auth credentials"), so it could never pull a public
+repository without logging in. Docker is therefore given ECR Public's Bearer flow on every
+host: a Bearer challenge naming `/token`, which turns its `AWS:<token>` login into a Bearer
+token (or, without a login, gives an anonymous one). Other clients see ECR's Basic flow.
 """
 
 from __future__ import annotations
 
 import base64
-import binascii
 from collections.abc import Awaitable, Callable
 
 from starlette.requests import Request
@@ -205,7 +210,7 @@ def registry_token_of(request: Request) -> str | None:
     if not header:
         return None
     scheme, _, credentials = header.partition(" ")
-    if scheme.lower() == "bearer" and _addresses_public(request):
+    if scheme.lower() == "bearer" and _bearer_flow(request):
         token = credentials.strip()
         return None if token in ("", ANONYMOUS_BEARER) else token
     if scheme.lower() != "basic":
@@ -213,7 +218,7 @@ def registry_token_of(request: Request) -> str | None:
     try:
         decoded = base64.b64decode(credentials.strip(), validate=True).decode()
         user, _, password = decoded.partition(":")
-    except (binascii.Error, UnicodeDecodeError):
+    except ValueError:  # not base64 (binascii.Error), not ASCII, not UTF-8 once decoded
         raise Unauthorized("malformed Basic credentials") from None
     if not user and not password:
         # What clients such as skopeo send when they have no credentials for this host.
@@ -221,6 +226,17 @@ def registry_token_of(request: Request) -> str | None:
     if user != "AWS":
         raise Unauthorized("invalid username or authorization token")
     return password
+
+
+def _bearer_flow(request: Request) -> bool:
+    """Whether the request follows ECR Public's Bearer flow: for ECR Public, or from the
+    Docker engine (see the module's docstring)."""
+    return _addresses_public(request) or _is_docker_engine(request)
+
+
+def _is_docker_engine(request: Request) -> bool:
+    # Docker's User-Agent: "docker/28.2.2 go/go1.24.3 git-commit/... os/linux arch/amd64 ..."
+    return request.headers.get("user-agent", "").startswith("docker/")
 
 
 def _addresses_public(request: Request) -> bool:
@@ -254,7 +270,7 @@ async def unauthorized(request: Request, error: Exception) -> Response:
         raise error
     settings: Settings = request.app.state.settings
     host = request.headers.get("host", settings.public_address).replace('"', "")
-    if _addresses_public(request):
+    if _bearer_flow(request):
         # ECR Public's flow: a Bearer challenge naming the token endpoint (and the scope).
         challenge = f'Bearer realm="{settings.public_scheme}://{host}/token",service="{host}"'
         name = request.path_params.get("name", "").replace('"', "")
