@@ -489,7 +489,8 @@ def test_iam_mode_does_not_warn_about_open_mode(server: EcrdServer) -> None:
 # The bootstrap root key
 
 _PRINTED_KEY = re.compile(
-    r"aws configure set aws_access_key_id (\S+)\s+aws configure set aws_secret_access_key (\S+)"
+    r"aws configure set aws_access_key_id (\S+) --profile ecrd\s+"
+    r"aws configure set aws_secret_access_key (\S+) --profile ecrd"
 )
 _NO_BOOTSTRAP = {"ECRD_BOOTSTRAP_ACCESS_KEY_ID": "", "ECRD_BOOTSTRAP_SECRET_ACCESS_KEY": ""}
 
@@ -519,7 +520,8 @@ def test_an_empty_store_prints_a_root_key_once_with_an_aws_configure_hint(
     access_key_id, secret = keys[0]
     assert re.fullmatch(r"AKIA[A-Z0-9]{16}", access_key_id)
     assert len(secret) == 40
-    assert "aws configure set region us-east-1" in log
+    assert "aws configure set region us-east-1 --profile ecrd" in log
+    assert "export AWS_PROFILE=ecrd" in log
     # and the fixed test key of the other servers is not there
     assert ROOT_ACCESS_KEY_ID not in log
 

@@ -7,6 +7,7 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from botocore.exceptions import ClientError
 
@@ -105,3 +106,35 @@ def test_relaxed_references_accept_fabricated_manifests(relaxed_server: EcrdServ
     assert detail["imageDigest"] == put["image"]["imageId"]["imageDigest"]
     assert detail["imageTags"] == ["v1"]
     assert detail["imageSizeInBytes"] == 11
+
+
+# Behind a TLS-terminating proxy: public_url
+
+PUBLIC_URL = "https://registry.example.test"
+
+
+@pytest.fixture
+def proxied_server(tmp_path: Path) -> Iterator[EcrdServer]:
+    instance = EcrdServer(tmp_path / "data", environment={"ECRD_PUBLIC_URL": PUBLIC_URL})
+    instance.start()
+    yield instance
+    instance.stop()
+
+
+def test_public_url_makes_every_address_clients_see_https(proxied_server: EcrdServer) -> None:
+    # given ecrd listening on plain HTTP behind a proxy that serves it as https://
+    ecr = proxied_server.ecr()
+    # when a client asks for a login and a repository
+    login = ecr.get_authorization_token()["authorizationData"][0]
+    created = ecr.create_repository(repositoryName="proxied/app")["repository"]
+    # then the endpoint is the https URL (the ECR credential helper refuses anything else)
+    assert login["proxyEndpoint"] == PUBLIC_URL
+    assert created["repositoryUri"] == "registry.example.test/proxied/app"
+    # and the data plane's challenge names the https realm, as the proxy forwards the Host
+    challenge = httpx.get(
+        f"{proxied_server.url}/v2/", headers={"Host": "registry.example.test"}, timeout=30
+    )
+    assert challenge.status_code == 401
+    assert challenge.headers["WWW-Authenticate"] == (
+        'Basic realm="https://registry.example.test",service="ecr.amazonaws.com"'
+    )

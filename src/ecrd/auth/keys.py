@@ -7,6 +7,7 @@ import secrets
 import string
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 from ecrd.metadata.identities import IdentityStore
 from ecrd.settings import Settings
@@ -70,15 +71,20 @@ async def _ensure_given_key(settings: Settings, identities: IdentityStore) -> No
 
 
 def print_bootstrap_key(key: NewKey, settings: Settings) -> None:
-    """Show a generated root key once, on the terminal (never through the logs)."""
+    """Show a generated root key once, on the terminal (never through the logs), as the
+    commands that make it the aws CLI's profile "ecrd" (a user's default profile is theirs)."""
+    # The command as the user can type it: `.venv/bin/ecrd` after scripts/serve.
+    command = sys.argv[0] if Path(sys.argv[0]).name == "ecrd" else "ecrd"
     print(
         "\n"
         f"ecrd created the root access key of account {settings.account_id}.\n"
-        "It is shown only this once; keep the secret now:\n\n"
-        f"    aws configure set aws_access_key_id {key.access_key_id}\n"
-        f"    aws configure set aws_secret_access_key {key.secret_access_key}\n"
-        f"    aws configure set region {settings.region}\n\n"
-        "More keys: `ecrd keys create --account ACCOUNT --user NAME [--policy FILE]`.\n",
+        "It is shown only this once; keep the secret now. These commands store it as the\n"
+        "aws CLI profile ecrd:\n\n"
+        f"    aws configure set aws_access_key_id {key.access_key_id} --profile ecrd\n"
+        f"    aws configure set aws_secret_access_key {key.secret_access_key} --profile ecrd\n"
+        f"    aws configure set region {settings.region} --profile ecrd\n"
+        "    export AWS_PROFILE=ecrd\n\n"
+        f"More keys: {command} keys create --user NAME [--policy FILE]\n",
         file=sys.stderr,
         flush=True,
     )
