@@ -176,6 +176,16 @@ class RepositoryStore:
         """
 
         def work(connection: Connection) -> list[Upload] | None:
+            # Lock the row first (PostgreSQL; SQLite writers are serial anyway): an upload
+            # being added takes a share lock on it, so this waits for it to commit, and then
+            # the list below holds it; uploads added later fail on the missing repository.
+            # Without the lock an upload committed meanwhile would go with the repository
+            # (cascade) but keep its bytes.
+            connection.execute(
+                select(repositories.c.id)
+                .where(repositories.c.id == repository.id)
+                .with_for_update()
+            )
             if not force:
                 has_image = connection.execute(
                     select(manifests.c.id)
