@@ -8,10 +8,12 @@ from collections.abc import Awaitable, Callable
 from collections.abc import Set as AbstractSet
 
 import pytest
+from alembic.config import Config
+from alembic.script import ScriptDirectory
 
 from ecrd.errors import ManifestBlobUnknown, ManifestReferenced, TagImmutable
 from ecrd.metadata.blobs import BlobRecords
-from ecrd.metadata.database import Database
+from ecrd.metadata.database import HEAD_REVISION, MIGRATIONS_DIR, Database
 from ecrd.metadata.manifests import ManifestStore
 from ecrd.metadata.records import Manifest, NewManifest, Repository
 from ecrd.metadata.registries import RegistryStore
@@ -66,6 +68,20 @@ def manifest(
         size=10, artifact_type=artifact_type, config_media_type=None, subject_digest=subject,
         annotations_json=None, blob_digests=frozenset(blobs), child_digests=frozenset(children),
     )  # fmt: skip
+
+
+def test_the_head_revision_is_the_newest_migration() -> None:
+    # Database.migrate skips Alembic for a store at HEAD_REVISION: it must be the newest.
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    assert ScriptDirectory.from_config(config).get_current_head() == HEAD_REVISION
+
+
+def test_a_migrated_store_is_at_the_head_revision(database_url: tuple[str, str | None]) -> None:
+    async def scenario(database: Database) -> None:
+        assert await database.revision() == HEAD_REVISION
+
+    run(database_url, scenario)
 
 
 def test_migrations_run_twice_without_harm(database_url: tuple[str, str | None]) -> None:
