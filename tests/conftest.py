@@ -134,16 +134,33 @@ def new_postgres_database() -> str:
     return f"{POSTGRES_SERVER_URL}/{name}"
 
 
-@contextmanager
-def postgres_database() -> Iterator[str]:
-    """The plain `postgresql://` URL of a new, empty database (dropped when the session ends);
-    without a server the test is skipped, or fails under CI."""
+def require_postgres() -> None:
+    """Skip the test when no PostgreSQL answers at 127.0.0.1:5432; under CI, fail it."""
     reason = postgres_unreachable_reason()
     if reason is not None:
         if os.environ.get("CI") == "true":
             pytest.fail(f"CI: {reason}")
         pytest.skip(reason)
+
+
+@contextmanager
+def postgres_database() -> Iterator[str]:
+    """The plain `postgresql://` URL of a new, empty database (dropped when the session ends);
+    without a server the test is skipped, or fails under CI."""
+    require_postgres()
     yield new_postgres_database().replace("postgresql+asyncpg://", "postgresql://")
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess[str], *named: str) -> str:
+    """A command that failed with one line on stderr naming each of `named`, and no
+    traceback; return that line."""
+    assert result.returncode != 0, (result.stdout, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    for text in named:
+        assert text in lines[0], lines[0]
+    return lines[0]
 
 
 def free_port() -> int:

@@ -30,6 +30,7 @@ from tests.conftest import (
     ROOT_SECRET_ACCESS_KEY,
     AccessKeyPair,
     EcrdServer,
+    assert_one_line_error,
     clean_environment,
     free_port,
     postgres_database,
@@ -275,12 +276,7 @@ def run_keys_in(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def assert_one_line_refusal(result: subprocess.CompletedProcess[str], *named: str) -> None:
-    assert result.returncode != 0, (result.stdout, result.stderr)
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert "Traceback" not in result.stderr
-    for text in named:
-        assert text in lines[0], lines[0]
+    assert_one_line_error(result, *named)
     assert "AccessKeyId" not in result.stdout
 
 

@@ -7,7 +7,6 @@ PostgreSQL that does not answer fails the test instead of skipping it.
 from __future__ import annotations
 
 import asyncio
-import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,20 +16,9 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from ecrd.metadata.database import Database
+from tests.conftest import require_postgres
 
 POSTGRES_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
-
-
-async def _postgres_unreachable_reason() -> str | None:
-    engine = create_async_engine(POSTGRES_URL)
-    try:
-        async with engine.connect() as connection:
-            await connection.execute(text("SELECT 1"))
-        return None
-    except Exception as error:  # any failure to connect means: skip, and say why
-        return f"no PostgreSQL at 127.0.0.1:5432/test ({type(error).__name__}: {error})"
-    finally:
-        await engine.dispose()
 
 
 async def _run_schema_statement(statement: str) -> None:
@@ -50,11 +38,7 @@ def database_url(
     if request.param == "sqlite":
         yield f"sqlite+aiosqlite:///{tmp_path / 'metadata.db'}", None
         return
-    reason = asyncio.run(_postgres_unreachable_reason())
-    if reason is not None:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI: {reason}")
-        pytest.skip(reason)
+    require_postgres()
     schema = f"ecrd_test_{uuid.uuid4().hex[:12]}"
     asyncio.run(_run_schema_statement(f'CREATE SCHEMA "{schema}"'))
     yield POSTGRES_URL, schema

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import httpx
@@ -12,7 +11,7 @@ from tests.conftest import (
     EcrdServer,
     _postgres_statement,
     new_postgres_database,
-    postgres_unreachable_reason,
+    require_postgres,
 )
 
 READY = {"status": "ready", "checks": {"metadata": "ok", "blobs": "ok"}}
@@ -62,11 +61,7 @@ def test_readiness_fails_naming_the_blob_store_when_its_folder_is_gone(
 def test_readiness_fails_naming_the_metadata_store_when_its_database_is_dropped(
     tmp_path: Path,
 ) -> None:
-    reason = postgres_unreachable_reason()
-    if reason is not None:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI: {reason}")
-        pytest.skip(reason)
+    require_postgres()
     # given a ready server on a PostgreSQL database of its own
     url = new_postgres_database()
     instance = EcrdServer(tmp_path / "data", ["--database-url", url])
