@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from sqlalchemy import Connection, bindparam, delete, select
-from sqlalchemy.exc import IntegrityError
 
 from ecrd.errors import RepositoryDeleted
 from ecrd.metadata.database import Database
@@ -48,32 +47,34 @@ class BlobRecords:
         """
         dialect = self._database.dialect
 
-        def work(connection: Connection) -> bool:
-            now = utcnow()
+        def record(connection: Connection) -> None:
             connection.execute(
-                insert_ignoring_conflicts(dialect, blobs, digest=digest, size=size, created_at=now)
-            )
-            linking = connection.begin_nested()
-            try:
-                if finished_upload_id is not None:
-                    connection.execute(delete(uploads).where(uploads.c.id == finished_upload_id))
-                connection.execute(
-                    insert_ignoring_conflicts(
-                        dialect,
-                        repository_blobs,
-                        repository_id=repository_id,
-                        blob_digest=digest,
-                        created_at=now,
-                    )
+                insert_ignoring_conflicts(
+                    dialect, blobs, digest=digest, size=size, created_at=utcnow()
                 )
-            except IntegrityError:  # the repository is gone (its uploads went with it)
-                linking.rollback()
-                return False
-            linking.commit()
-            return True
+            )
 
-        if not await self._database.write(work):
-            raise RepositoryDeleted()
+        def record_and_link(connection: Connection) -> None:
+            record(connection)
+            if finished_upload_id is not None:
+                connection.execute(delete(uploads).where(uploads.c.id == finished_upload_id))
+            connection.execute(
+                insert_ignoring_conflicts(
+                    dialect,
+                    repository_blobs,
+                    repository_id=repository_id,
+                    blob_digest=digest,
+                    created_at=utcnow(),
+                )
+            )
+
+        try:
+            await self._database.write(record_and_link)
+        except RepositoryDeleted:
+            # The link failed, and took the blob row with it: record the blob alone (rare,
+            # so a second transaction costs less than a savepoint on every push).
+            await self._database.write(record)
+            raise
         return Blob(digest=digest, size=size)
 
     async def link(self, repository_id: int, digest: str) -> Blob | None:

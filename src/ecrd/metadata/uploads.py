@@ -23,15 +23,15 @@ def upload_record(row: Any) -> Upload:
     )
 
 
-def _open_in_registry(registry_id: int, limit: int) -> Any:
-    # Counting stops at the bound, so a full registry costs no more than that to check.
-    return select(func.count()).select_from(
-        select(uploads.c.id)
-        .join(repositories, repositories.c.id == uploads.c.repository_id)
-        .where(repositories.c.registry_id == registry_id)
-        .limit(limit)
-        .subquery()
-    )
+# Uploads open in one registry, counted no further than the bound (a full registry costs no
+# more than that to check). Built once: the statement is the same for every upload.
+_OPEN_IN_REGISTRY = select(func.count()).select_from(
+    select(uploads.c.id)
+    .join(repositories, repositories.c.id == uploads.c.repository_id)
+    .where(repositories.c.registry_id == bindparam("registry_id"))
+    .limit(bindparam("limit"))
+    .subquery()
+)
 
 
 _BY_ID = select(uploads).where(
@@ -62,10 +62,10 @@ class UploadStore:
             created_at=now,
             updated_at=now,
         )
-        open_in_registry = _open_in_registry(repository.registry_id, max_open_in_registry)
+        bound = {"registry_id": repository.registry_id, "limit": max_open_in_registry}
 
         def work(connection: Connection) -> bool:
-            if connection.execute(open_in_registry).scalar_one() >= max_open_in_registry:
+            if connection.execute(_OPEN_IN_REGISTRY, bound).scalar_one() >= max_open_in_registry:
                 return False
             connection.execute(statement)
             return True
@@ -76,8 +76,10 @@ class UploadStore:
 
     async def open_in_registry(self, registry_id: int, limit: int) -> int:
         """How many uploads are open in the registry, counting no further than `limit`."""
-        query = _open_in_registry(registry_id, limit)
-        return int(await self._database.read(lambda c: c.execute(query).scalar_one()))
+        bound = {"registry_id": registry_id, "limit": limit}
+        return int(
+            await self._database.read(lambda c: c.execute(_OPEN_IN_REGISTRY, bound).scalar_one())
+        )
 
     async def repository_exists(self, repository_id: int) -> bool:
         query = select(repositories.c.id).where(repositories.c.id == repository_id)

@@ -50,8 +50,11 @@ async def start_upload(request: Request) -> Response:
     services = services_of(request)
     mount_digest = request.query_params.get("mount")
     source_name = request.query_params.get("from")
-    if not (mount_digest and source_name):
-        # A mount needs no upload; anything else is refused before its repository is made.
+    creates = getattr(request.state, "repository", None) is None
+    if creates and not (mount_digest and source_name):
+        # A push that would create its repository is refused before it does when the
+        # registry is full (a mount needs no upload; an existing repository is checked when
+        # the upload is added).
         registry, _name = await address_of(request)
         await services.uploads.check_room(registry)
     repository = await repository_to_write(request)
