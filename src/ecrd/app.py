@@ -128,7 +128,6 @@ def create_app(settings: Settings, migrate: bool = True) -> Starlette:
     )
     app.state.services = services
     app.state.settings = settings
-    app.state.metrics = metrics
     app.add_middleware(RegistryHeaders)
     # Outermost (added last): it sees the final status, headers and bytes of every answer.
     app.add_middleware(ObservedRequests, metrics=metrics.http)

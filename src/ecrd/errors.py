@@ -14,6 +14,7 @@ Each edge (OCI, AWS) maps these to its own codes in one table; nothing here know
     ├── TooManyUploads            (the registry's bound on open uploads is reached)
     ├── StorageFull               (the disk under the blob or metadata store is full)
     ├── ManifestInvalid, ManifestTooLarge, ManifestReferenced
+    │   └── MediaTypeMissing      (no media type given where it may not be inferred)
     ├── ManifestBlobUnknown       (layers or config missing)
     │   └── ManifestChildUnknown  (manifests an index lists are missing)
     ├── ImageAlreadyExists        (the same manifest and tag again)
@@ -82,6 +83,10 @@ class UploadOutOfOrder(RegistryError):
 
 class ManifestInvalid(RegistryError):
     pass
+
+
+class MediaTypeMissing(ManifestInvalid):
+    """A manifest that names no media type, where none may be inferred from its shape."""
 
 
 class ManifestTooLarge(RegistryError):

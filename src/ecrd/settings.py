@@ -19,8 +19,11 @@ from pydantic_settings import (
 )
 
 DEFAULT_CONFIG_FILE = Path("ecrd.toml")
-# The form of an AWS secret access key (as ecrd.auth.keys checks it when storing one).
+# The form of an AWS secret access key.
 _BOOTSTRAP_SECRET = re.compile(r"[A-Za-z0-9/+=]{16,64}")
+# A host (a name or a bracketed IPv6 address) and a port, for the address settings.
+_HOST = r"([A-Za-z0-9.-]+|\[[0-9A-Fa-f:]+\])"
+_PORT = r"(:\d{1,5})"
 
 
 class Settings(BaseSettings):
@@ -90,7 +93,7 @@ class Settings(BaseSettings):
     )
     public_host: str = Field(
         "",
-        pattern=r"^([A-Za-z0-9.-]+|\[[0-9A-Fa-f:]+\])?(:\d{1,5})?$",
+        pattern=rf"^{_HOST}?{_PORT}?$",
         description="How clients reach this server (`host[:port]`), for `repositoryUri` and "
         "`proxyEndpoint`. Empty means the listening address, with `localhost` for a wildcard "
         "one.",
@@ -105,8 +108,8 @@ class Settings(BaseSettings):
     strict_references: bool = Field(
         True,
         description="PutImage refuses manifests whose layers or child manifests are missing, "
-        "as ECR does. Off lets test suites written for mocks put made-up manifests (`/v2/` "
-        "always checks).",
+        "as ECR does, and `/v2/` refuses them too (the default). Off lets test suites written "
+        "for mocks put made-up manifests, on both.",
     )
     max_manifest_bytes: int = Field(
         4 * 1024 * 1024,
@@ -121,7 +124,7 @@ class Settings(BaseSettings):
     )
     public_registry_host: str = Field(
         "",
-        pattern=r"^([A-Za-z0-9.-]+|\[[0-9A-Fa-f:]+\])?(:\d{1,5})?$",
+        pattern=rf"^{_HOST}?{_PORT}?$",
         description="ECR Public: the host (`host[:port]`) where public repositories are served "
         "as `<host>/<alias>/<name>`, with a Bearer token endpoint as on `public.ecr.aws`. "
         "Empty: they share the public address, told apart by the alias.",
@@ -154,7 +157,7 @@ class Settings(BaseSettings):
     )
     public_url: str = Field(
         "",
-        pattern=r"^(https?://([A-Za-z0-9.-]+|\[[0-9A-Fa-f:]+\])(:\d{1,5})?)?$",
+        pattern=rf"^(https?://{_HOST}{_PORT}?)?$",
         description="The URL clients use to reach this server when it differs from what it "
         "listens on, e.g. `https://` behind a TLS-terminating proxy. It sets the scheme and "
         "host of `repositoryUri`, `proxyEndpoint` and the token realm, in place of "

@@ -34,7 +34,12 @@ from ecrd.metadata.schema import (
     repository_blobs,
     tags,
 )
-from ecrd.metadata.statements import insert_ignoring_conflicts, lexical, upsert
+from ecrd.metadata.statements import (
+    insert_ignoring_conflicts,
+    lexical,
+    repository_exists,
+    upsert,
+)
 
 
 def _record(row: Any, prefix: str = "") -> Manifest:
@@ -99,9 +104,6 @@ def _one_manifest(connection: Connection, query: Any) -> Manifest | None:
     return None if row is None else _record(row)
 
 
-_REPOSITORY_EXISTS = select(repositories.c.id).where(repositories.c.id == bindparam("id"))
-
-
 class ManifestStore:
     def __init__(self, database: Database) -> None:
         self._database = database
@@ -126,12 +128,15 @@ class ManifestStore:
         tag_names = [tag_or_tags] if isinstance(tag_or_tags, str) else list(tag_or_tags or ())
 
         def work(connection: Connection) -> StoredManifest:
-            # A repository deleted since the caller looked it up has no blobs any more: say
-            # that, rather than that the manifest's blobs are missing.
-            if connection.execute(_REPOSITORY_EXISTS, {"id": repository_id}).first() is None:
-                raise RepositoryDeleted()
             if require_references:
-                _check_references(connection, repository_id, new)
+                try:
+                    _check_references(connection, repository_id, new)
+                except ManifestBlobUnknown:
+                    # A repository deleted since the caller looked it up has no blobs any
+                    # more: say that, rather than that the manifest's blobs are missing.
+                    if not repository_exists(connection, repository_id):
+                        raise RepositoryDeleted() from None
+                    raise
             size = new.size
             if new.child_digests:
                 # ECR's size of a manifest list: the largest image it lists.

@@ -1,11 +1,24 @@
-"""Small statement builders that differ between SQLite and PostgreSQL."""
+"""Small statements the stores share: builders that differ between SQLite and PostgreSQL, and
+checks several stores make."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, Table
+from sqlalchemy import ColumnElement, Connection, Table, bindparam, select
 from sqlalchemy.dialects import postgresql, sqlite
+
+from ecrd.metadata.schema import repositories
+
+_REPOSITORY_EXISTS = select(repositories.c.id).where(
+    repositories.c.id == bindparam("repository_id")
+)
+
+
+def repository_exists(connection: Connection, repository_id: int) -> bool:
+    """Whether the repository still has its row (another request may have deleted it)."""
+    found = connection.execute(_REPOSITORY_EXISTS, {"repository_id": repository_id})
+    return found.first() is not None
 
 
 def insert_ignoring_conflicts(dialect: str, table: Table, **values: Any) -> Any:

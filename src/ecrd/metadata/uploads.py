@@ -10,6 +10,7 @@ from sqlalchemy import Connection, bindparam, delete, func, insert, select, upda
 from ecrd.metadata.database import Database
 from ecrd.metadata.records import Repository, Upload, as_utc, utcnow
 from ecrd.metadata.schema import repositories, uploads
+from ecrd.metadata.statements import repository_exists
 
 
 def upload_record(row: Any) -> Upload:
@@ -82,9 +83,8 @@ class UploadStore:
         )
 
     async def repository_exists(self, repository_id: int) -> bool:
-        query = select(repositories.c.id).where(repositories.c.id == repository_id)
         return await self._database.read(
-            lambda connection: connection.execute(query).first() is not None
+            lambda connection: repository_exists(connection, repository_id)
         )
 
     async def count(self) -> int:

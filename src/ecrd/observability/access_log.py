@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import re
+from dataclasses import dataclass
 from typing import Any
 
 from ecrd.auth.tokens import SIGNATURE_PARAMETER
@@ -45,37 +46,20 @@ def loggable_path(raw_path: bytes, query_string: bytes) -> str:
     return path
 
 
+@dataclass(frozen=True, slots=True)
 class AccessEntry:
     """The fields of one access-log line; `str()` is the text form."""
 
-    __slots__ = (
-        "request_id", "principal", "method", "path", "door", "route", "status",
-        "bytes_in", "bytes_out", "duration_seconds",
-    )  # fmt: skip
-
-    def __init__(
-        self,
-        request_id: str,
-        principal: str,
-        method: str,
-        path: str,
-        door: str,
-        route: str,
-        status: int,
-        bytes_in: int,
-        bytes_out: int,
-        duration_seconds: float,
-    ) -> None:
-        self.request_id = request_id
-        self.principal = principal
-        self.method = method
-        self.path = path
-        self.door = door
-        self.route = route
-        self.status = status
-        self.bytes_in = bytes_in
-        self.bytes_out = bytes_out
-        self.duration_seconds = duration_seconds
+    request_id: str
+    principal: str
+    method: str
+    path: str
+    door: str
+    route: str
+    status: int
+    bytes_in: int
+    bytes_out: int
+    duration_seconds: float
 
     def __str__(self) -> str:
         # `route` is the operation on the API door, where every path is "/".

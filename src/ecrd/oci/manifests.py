@@ -88,16 +88,16 @@ async def put_manifest(request: Request) -> Response:
         repository, push, require_references=settings.strict_references
     )
     manifest = stored.manifest
-    headers = [
-        ("Location", f"/v2/{request.path_params['name']}/manifests/{manifest.digest}"),
-        ("Docker-Content-Digest", manifest.digest),
-        ("Content-Length", "0"),
-    ]
+    headers = {
+        "Location": f"/v2/{request.path_params['name']}/manifests/{manifest.digest}",
+        "Docker-Content-Digest": manifest.digest,
+        "Content-Length": "0",
+    }
     if manifest.subject_digest is not None:
-        headers.append(("OCI-Subject", manifest.subject_digest))
-    headers += [("OCI-Tag", tag) for tag in extra_tags]
-    response = Response(status_code=201)
-    response.raw_headers = [(name.lower().encode(), value.encode()) for name, value in headers]
+        headers["OCI-Subject"] = manifest.subject_digest
+    response = Response(status_code=201, headers=headers)
+    for tag in extra_tags:  # one header per tag, as the spec shows it
+        response.headers.append("OCI-Tag", tag)
     return response
 
 

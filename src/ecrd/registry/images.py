@@ -54,7 +54,8 @@ class ImageService:
         digest: str | None,
         require_references: bool = True,
     ) -> StoredManifest:
-        """PutImage: store the manifest, tagged when `tag` is given.
+        """PutImage: store the manifest, tagged when `tag` is given. Its media type is
+        `media_type` or the one the manifest names, never guessed (MediaTypeMissing).
 
         Raises DigestMismatch when `digest` is not the manifest's, ImageAlreadyExists when
         the same manifest (and tag) is there already, TagImmutable, ManifestBlobUnknown and
@@ -66,7 +67,13 @@ class ImageService:
         )
         try:
             stored = await self._manifests.store(
-                repository, payload, media_type, tag, digest, require_references
+                repository,
+                payload,
+                media_type,
+                tag,
+                digest,
+                require_references,
+                infer_media_type=False,
             )
         except DigestMismatch as error:
             raise DigestMismatch(

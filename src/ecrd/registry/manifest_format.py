@@ -10,20 +10,26 @@ from typing import Any
 
 from ecrd.bounded_parsing import MAX_INTEGER, InputInvalid, parse_json
 from ecrd.digests import Digest
-from ecrd.errors import DigestInvalid, ManifestInvalid
+from ecrd.errors import DigestInvalid, ManifestInvalid, MediaTypeMissing
 from ecrd.metadata.records import NewManifest
 from ecrd.registry import media_types as types
 
 
-def parse_manifest(payload: bytes, content_type: str | None, algorithm: str) -> NewManifest:
-    """Validate `payload` and describe it; raise ManifestInvalid when it is not a manifest."""
+def parse_manifest(
+    payload: bytes, content_type: str | None, algorithm: str, infer_media_type: bool = True
+) -> NewManifest:
+    """Validate `payload` and describe it; raise ManifestInvalid when it is not a manifest.
+
+    A schema 2 manifest that names no media type, sent with none, is typed by its shape (the
+    OCI spec lets `mediaType` be left out) unless `infer_media_type` is off: then it is
+    MediaTypeMissing (ECR's PutImage wants the type named)."""
     try:
         document = parse_json(payload)
     except InputInvalid as error:
         raise ManifestInvalid(f"manifest: {error}") from None
     if not isinstance(document, dict):
         raise ManifestInvalid("manifest must be a JSON object")
-    media_type = _media_type(document, content_type)
+    media_type = _media_type(document, content_type, infer_media_type)
     digest = str(Digest.of(payload, algorithm))
     if media_type in types.SCHEMA1:
         return _schema1(document, media_type, digest, payload)
@@ -73,7 +79,7 @@ def parse_manifest(payload: bytes, content_type: str | None, algorithm: str) -> 
     )
 
 
-def _media_type(document: dict[str, Any], content_type: str | None) -> str:
+def _media_type(document: dict[str, Any], content_type: str | None, infer: bool) -> str:
     declared = document.get("mediaType")
     if declared is not None and not isinstance(declared, str):
         raise ManifestInvalid("mediaType must be a string")
@@ -84,9 +90,12 @@ def _media_type(document: dict[str, Any], content_type: str | None) -> str:
         raise ManifestInvalid(f"mediaType {declared!r} does not match Content-Type {header!r}")
     media_type = declared or header
     if media_type is None:
-        # OCI lets mediaType be left out; the shape tells an index from a manifest.
+        # OCI lets mediaType be left out; the shape tells an index from a manifest. Schema 1
+        # never has one: its schemaVersion says what it is.
         if document.get("schemaVersion") == 1:
             media_type = types.DOCKER_SCHEMA1_SIGNED
+        elif not infer:
+            raise MediaTypeMissing("the manifest names no mediaType and none was given")
         elif "manifests" in document:
             media_type = types.OCI_INDEX
         elif "config" in document:

@@ -86,17 +86,19 @@ class ManifestService:
         content_type: str | None,
         tags: str | Sequence[str] | None,
         expected_digest: str | None,
+        infer_media_type: bool = True,
     ) -> ManifestPush:
         """Parse and check a manifest to store with `tags` (one, several or none); refuse it
         (ManifestInvalid, ManifestTooLarge, DigestMismatch unless its digest is
-        `expected_digest`, in that digest's algorithm) before anything is written."""
+        `expected_digest`, in that digest's algorithm) before anything is written.
+        `infer_media_type`: see `parse_manifest`."""
         if len(payload) > self.max_manifest_bytes:
             raise ManifestTooLarge(f"manifest exceeds {self.max_manifest_bytes} bytes")
         algorithm = "sha256"
         if expected_digest is not None:
             expected_digest = str(Digest.parse(expected_digest))
             algorithm = Digest.parse(expected_digest).algorithm
-        new = parse_manifest(payload, content_type, algorithm)
+        new = parse_manifest(payload, content_type, algorithm, infer_media_type)
         if expected_digest is not None and expected_digest != new.digest:
             raise DigestMismatch(f"manifest digest is {new.digest}, not {expected_digest}")
         tag_names = [tags] if isinstance(tags, str) else list(tags or ())
@@ -110,9 +112,10 @@ class ManifestService:
         tags: str | Sequence[str] | None,
         expected_digest: str | None,
         require_references: bool = True,
+        infer_media_type: bool = True,
     ) -> StoredManifest:
         """Check and store a manifest (see `prepare`) in one step."""
-        push = self.prepare(payload, content_type, tags, expected_digest)
+        push = self.prepare(payload, content_type, tags, expected_digest, infer_media_type)
         return await self.store_prepared(repository, push, require_references)
 
     async def store_prepared(

@@ -111,12 +111,12 @@ class UploadService:
     async def get(self, repository: Repository, upload_id: str) -> Upload:
         upload = await self._uploads.get(repository.id, upload_id)
         if upload is None:
-            await self._raise_gone(repository, upload_id)
+            await self._raise_gone(repository.id, upload_id)
         return upload
 
-    async def _raise_gone(self, repository: Repository, upload_id: str) -> NoReturn:
+    async def _raise_gone(self, repository_id: int, upload_id: str) -> NoReturn:
         """An upload that is not there: because its repository was deleted, or unknown."""
-        if not await self._uploads.repository_exists(repository.id):
+        if not await self._uploads.repository_exists(repository_id):
             raise RepositoryDeleted()
         raise UploadNotFound(f"upload {upload_id[:100]!r} is unknown")
 
@@ -203,7 +203,7 @@ class UploadService:
             await self._drop(upload)
             raise
         except UploadBytesMissing:
-            await self._raise_gone(repository, upload_id)
+            await self._raise_gone(repository.id, upload_id)
         blob = await self._blob_records.add_and_link(
             repository.id, str(expected), upload.offset, finished_upload_id=upload.id
         )
@@ -213,24 +213,24 @@ class UploadService:
     async def cancel(self, repository: Repository, upload_id: str) -> None:
         upload = await self.get(repository, upload_id)
         await self._uploads.delete(upload.id)
-        await self._blob_store.abort_upload(upload.id, upload.driver_state_json)
-        self._hashes.pop(upload.id, None)
+        await self._forget_bytes(upload)
 
     async def _drop(self, upload: Upload) -> None:
         """Remove an upload that cannot go on: bytes first, which frees the room a full disk
         needs to write the row's deletion."""
-        await self._blob_store.abort_upload(upload.id, upload.driver_state_json)
-        self._hashes.pop(upload.id, None)
+        await self._forget_bytes(upload)
         await self._uploads.delete(upload.id)
 
     async def _raise_gone_after_write(self, upload: Upload) -> NoReturn:
         """The row went while bytes were being written (a cancel, or the repository deleted):
         drop what this write left, then say why."""
+        await self._forget_bytes(upload)
+        await self._raise_gone(upload.repository_id, upload.id)
+
+    async def _forget_bytes(self, upload: Upload) -> None:
+        """Drop an upload's bytes and its running hash (the row is the caller's)."""
         await self._blob_store.abort_upload(upload.id, upload.driver_state_json)
         self._hashes.pop(upload.id, None)
-        if not await self._uploads.repository_exists(upload.repository_id):
-            raise RepositoryDeleted()
-        raise UploadNotFound(f"upload {upload.id!r} was cancelled while this chunk was written")
 
     async def expire(self, older_than_seconds: int, limit: int = 1000) -> int:
         """Remove uploads untouched for `older_than_seconds`; return how many went."""
@@ -239,8 +239,7 @@ class UploadService:
         for upload in await self._uploads.stale(cutoff, limit):
             # Only the process that wins the row delete drops the bytes.
             if await self._uploads.delete(upload.id):
-                await self._blob_store.abort_upload(upload.id, upload.driver_state_json)
-                self._hashes.pop(upload.id, None)
+                await self._forget_bytes(upload)
                 removed += 1
         return removed
 

@@ -9,9 +9,8 @@ from typing import Any
 from ecrd.aws.calls import Call
 from ecrd.aws.errors import AwsError
 from ecrd.aws.pagination import decode_token, encode_token
-from ecrd.bounded_parsing import InputInvalid, parse_json
 from ecrd.digests import Digest, is_valid_digest
-from ecrd.errors import ManifestReferenced, ParameterInvalid
+from ecrd.errors import ManifestReferenced, MediaTypeMissing, ParameterInvalid
 from ecrd.metadata.images import ImageSummary
 from ecrd.metadata.records import Manifest, Registry, Repository
 
@@ -66,43 +65,22 @@ def _tag_mismatch(image_id: dict[str, Any]) -> dict[str, Any]:
     )
 
 
-def _names_no_media_type(manifest_text: str) -> bool:
-    """Whether a schema 2 manifest leaves out `mediaType`. The OCI spec allows that, with the
-    type in the Content-Type header, which is what `/v2/` gets; PutImage has no header, and
-    ECR wants `imageManifestMediaType` instead of guessing the type from the shape. Schema 1
-    manifests never carry one and say what they are by `schemaVersion`. Anything that is not
-    such an object is left for the manifest parser to refuse in its own words."""
-    try:
-        document = parse_json(manifest_text)
-    except InputInvalid:
-        return False
-    return (
-        isinstance(document, dict)
-        and document.get("schemaVersion") != 1
-        and document.get("mediaType") is None
-    )
-
-
 async def put_image(call: Call, params: dict[str, Any]) -> dict[str, Any]:
     registry, repository = await call.repository(params)
-    if params.get("imageManifestMediaType") is None and _names_no_media_type(
-        params["imageManifest"]
-    ):
-        logger.debug(
-            "request %s: PutImage manifest has no mediaType and no imageManifestMediaType",
-            call.request_id,
-        )
-        raise ParameterInvalid(MEDIA_TYPE_MISSING)
     tag = params.get("imageTag")
-    stored = await call.services.images.put(
-        registry,
-        repository,
-        params["imageManifest"].encode(),
-        params.get("imageManifestMediaType"),
-        tag,
-        params.get("imageDigest"),
-        require_references=call.settings.strict_references,
-    )
+    try:
+        stored = await call.services.images.put(
+            registry,
+            repository,
+            params["imageManifest"].encode(),
+            params.get("imageManifestMediaType"),
+            tag,
+            params.get("imageDigest"),
+            require_references=call.settings.strict_references,
+        )
+    except MediaTypeMissing as missing:
+        logger.debug("request %s: PutImage refused: %s", call.request_id, missing.message)
+        raise ParameterInvalid(MEDIA_TYPE_MISSING) from None
     return {"image": _image_output(registry, repository, stored.manifest, tag)}
 
 
