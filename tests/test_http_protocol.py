@@ -399,6 +399,17 @@ def test_an_idle_keep_alive_connection_outlives_the_head_limit(
     assert second.status == 200
 
 
+def patch_head(server: EcrdServer, location: str, length: int) -> str:
+    """The head of a logged-in PATCH of `length` bytes to an upload, as a client writes it."""
+    return (
+        f"PATCH {location} HTTP/1.1\r\n"
+        f"Host: {server.host}\r\n"
+        f"Authorization: Basic {basic_login(server)}\r\n"
+        "Content-Type: application/octet-stream\r\n"
+        f"Content-Length: {length}\r\n\r\n"
+    )
+
+
 def test_a_stalled_upload_body_is_dropped_and_resumable(
     limited_server: EcrdServer, limited_client: httpx.Client, repository_name: str
 ) -> None:
@@ -407,13 +418,7 @@ def test_a_stalled_upload_body_is_dropped_and_resumable(
     # given a started upload
     location = start_upload(limited_client, repository_name)
     # when a PATCH declares the whole blob, sends part of it, then nothing
-    head = (
-        f"PATCH {location} HTTP/1.1\r\n"
-        f"Host: {limited_server.host}\r\n"
-        f"Authorization: Basic {basic_login(limited_server)}\r\n"
-        "Content-Type: application/octet-stream\r\n"
-        f"Content-Length: {len(data)}\r\n\r\n"
-    )
+    head = patch_head(limited_server, location, len(data))
     with connect(limited_server) as connection:
         connection.sendall(head.encode() + data[:arrived])
         started = time.monotonic()
@@ -478,13 +483,7 @@ def test_a_slow_but_steady_body_is_not_dropped(
     data = b"slowdata"
     # given a started upload
     location = start_upload(limited_client, repository_name)
-    head = (
-        f"PATCH {location} HTTP/1.1\r\n"
-        f"Host: {limited_server.host}\r\n"
-        f"Authorization: Basic {basic_login(limited_server)}\r\n"
-        "Content-Type: application/octet-stream\r\n"
-        f"Content-Length: {len(data)}\r\n\r\n"
-    )
+    head = patch_head(limited_server, location, len(data))
     with connect(limited_server) as connection:
         # when the client sends its body a byte every 0.5 s (4 s in all, the limit is 1 s)
         connection.sendall(head.encode())

@@ -17,6 +17,7 @@ pytestmark = pytest.mark.metadata_independent
 
 @pytest.fixture(autouse=True)
 def no_ecrd_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No ECRD_* variable from the shell, and a working folder without an ecrd.toml."""
     for key in os.environ:
         if key.startswith("ECRD_"):
             monkeypatch.delenv(key)

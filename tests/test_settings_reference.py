@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -11,18 +10,14 @@ import pytest
 from ecrd.settings import Settings, load_settings
 from ecrd.settings_reference import REGENERATE, setting_entries, settings_markdown
 
+# Autouse: no ECRD_* variable from the shell, and a working folder without an ecrd.toml.
+from tests.test_settings import no_ecrd_environment
+
+__all__ = ["no_ecrd_environment"]
+
 pytestmark = pytest.mark.metadata_independent
 
 REFERENCE = Path(__file__).parent.parent / "docs" / "settings.md"
-
-
-@pytest.fixture(autouse=True)
-def no_ecrd_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """No ECRD_* variable from the shell, and a working folder without an ecrd.toml."""
-    for key in os.environ:
-        if key.startswith("ECRD_"):
-            monkeypatch.delenv(key)
-    monkeypatch.chdir(tmp_path)
 
 
 def test_the_reference_is_current() -> None:
@@ -39,15 +34,6 @@ def test_every_setting_is_described_under_its_variable_and_key() -> None:
         assert f"\n### {name}\n" in markdown, name
         assert f"variable `ECRD_{name.upper()}`, TOML key `{name}`" in markdown, name
         assert field.description and field.description in markdown, name
-    # and the settings added lately are among them
-    for name in (
-        "public_url",
-        "request_head_timeout_seconds",
-        "request_body_stall_seconds",
-        "max_open_uploads",
-        "log_format",
-    ):
-        assert f"\n### {name}\n" in markdown
 
 
 def test_the_documented_defaults_and_toml_keys_are_what_ecrd_reads(tmp_path: Path) -> None:

@@ -126,6 +126,16 @@ def pushed(docker: Docker, image: LoadedImage, reference: str) -> str:
     return docker.push(reference)
 
 
+def pushed_by_root(
+    docker: Docker, server: EcrdServer, folder: Path, policy: Path, reference: str
+) -> tuple[LoadedImage, str]:
+    """A tiny image loaded into the engine and pushed as `reference` by the logged-in root;
+    the image and the digest docker reported."""
+    image = load_image(docker, folder, policy)
+    docker.login(server.host, server.registry_password())
+    return image, pushed(docker, image, reference)
+
+
 def repo_digests(docker: Docker, reference: str) -> list[str]:
     result = docker("image", "inspect", "--format", "{{json .RepoDigests}}", reference)
     return list(json.loads(result.stdout))
@@ -222,10 +232,8 @@ def test_pull_by_tag_and_by_digest_after_rmi_gives_back_the_same_image(
     server: EcrdServer, docker: Docker, skopeo_policy: Path, repository_name: str, tmp_path: Path
 ) -> None:
     # given an image docker pushed, then removed from the engine
-    image = load_image(docker, tmp_path, skopeo_policy)
-    docker.login(server.host, server.registry_password())
     reference = f"{server.host}/{repository_name}"
-    digest = pushed(docker, image, f"{reference}:v1")
+    image, digest = pushed_by_root(docker, server, tmp_path, skopeo_policy, f"{reference}:v1")
     docker("rmi", "--force", image.image_id)
     assert not docker.has_image(f"{reference}:v1")
     # when docker pulls it by tag
@@ -321,10 +329,8 @@ def test_pull_only_user_pulls_but_its_push_is_denied(
     tmp_path: Path,
 ) -> None:
     # given an image the root pushed, no longer in the engine
-    image = load_image(docker, tmp_path, skopeo_policy)
-    docker.login(server.host, server.registry_password())
     reference = f"{server.host}/{repository_name}"
-    digest = pushed(docker, image, f"{reference}:v1")
+    image, digest = pushed_by_root(docker, server, tmp_path, skopeo_policy, f"{reference}:v1")
     docker("rmi", "--force", image.image_id)
     # and a user whose identity policy allows only pulling, logged in with its own token
     key = server.create_key(
@@ -367,10 +373,8 @@ def test_anonymous_pull_of_a_repository_whose_policy_grants_everyone(
     tmp_path: Path,
 ) -> None:
     # given an image the root pushed to a repository whose policy lets anyone pull
-    image = load_image(docker, tmp_path, skopeo_policy)
-    docker.login(server.host, server.registry_password())
     reference = f"{server.host}/{repository_name}:v1"
-    digest = pushed(docker, image, reference)
+    image, digest = pushed_by_root(docker, server, tmp_path, skopeo_policy, reference)
     server.ecr().set_repository_policy(
         repositoryName=repository_name,
         policyText=json.dumps(

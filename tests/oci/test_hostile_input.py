@@ -22,6 +22,7 @@ from tests.oci.helpers import (
     OCI_MANIFEST,
     digest_of,
     error_codes,
+    image_manifest,
     push_blob,
     push_image,
     put_manifest,
@@ -246,9 +247,19 @@ def test_an_encoded_slash_in_a_name_is_name_invalid(
     assert_no_repository(server, "team/app")
 
 
-@pytest.mark.parametrize(
-    "reference", ["bad:tag", "-leading-dash", "sha256:short", "sha999:" + "a" * 64, "a" * 129]
-)
+# Each reference no manifest can have, and what a push under it is: a bad tag, or (it holds a
+# colon, so it means a digest) a bad digest.
+_IMPOSSIBLE_REFERENCES = {
+    "-leading-dash": "TAG_INVALID",
+    "a" * 129: "TAG_INVALID",
+    "tag!": "TAG_INVALID",
+    "bad:tag": "DIGEST_INVALID",
+    "sha256:short": "DIGEST_INVALID",
+    "sha999:" + "a" * 64: "DIGEST_INVALID",
+}
+
+
+@pytest.mark.parametrize("reference", _IMPOSSIBLE_REFERENCES)
 def test_pulling_a_reference_that_is_neither_tag_nor_digest_is_manifest_unknown(
     client: httpx.Client, repository_name: str, reference: str
 ) -> None:
@@ -260,10 +271,11 @@ def test_pulling_a_reference_that_is_neither_tag_nor_digest_is_manifest_unknown(
     # then both are 404 MANIFEST_UNKNOWN, as the conformance tests expect of any missing one
     assert_spec_error(got, 404, "MANIFEST_UNKNOWN")
     assert headed.status_code == 404
-    # and a PUT under it is still a bad tag
-    pushed = put_manifest(client, repository_name, "bad:tag", b"{}")
-    assert pushed.status_code == 400
-    assert error_codes(pushed)[0] in {"TAG_INVALID", "DIGEST_INVALID", "MANIFEST_INVALID"}
+    # and a push under it is still refused as the bad tag or digest it is
+    pushed = put_manifest(
+        client, repository_name, reference, image_manifest(client, repository_name)
+    )
+    assert_spec_error(pushed, 400, _IMPOSSIBLE_REFERENCES[reference])
 
 
 def test_referrers_of_a_repository_never_pushed_to_is_an_empty_index(
