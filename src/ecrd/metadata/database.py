@@ -32,7 +32,7 @@ from ecrd.errors import RepositoryDeleted, StorageFull
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 # The newest migration under migrations/versions (a test keeps the two the same).
-HEAD_REVISION = "0002"
+HEAD_REVISION = "0003"
 # asyncpg waits 60 s for a server by default; a start or a pool refill should fail sooner.
 CONNECT_TIMEOUT_SECONDS = 5.0
 ACCEPTED_URLS = "sqlite:///PATH or postgresql://USER[:PASSWORD]@HOST[:PORT]/DATABASE"

@@ -10,6 +10,9 @@
 
     iam_users ─< access_keys      (an access key with no user is its account's root key)
 
+    signing_keys                  (token and URL signing keys, newest signs, all unexpired verify)
+    job_schedules ─< job_runs     (the job runner's leases and its record of runs)
+
 Blobs are stored once per store and keyed by digest; a repository may use one only through a
 repository_blobs link. What a manifest references is kept as rows so that "is this in use",
 garbage collection and referrers are plain indexed queries. Every list query has an index.
@@ -207,4 +210,49 @@ access_keys = Table(
     Column("user_id", ForeignKey("iam_users.id", ondelete="CASCADE"), nullable=True),
     Column("created_at", Timestamp, nullable=False),
     Index(None, "user_id"),
+)
+
+signing_keys = Table(
+    "signing_keys",
+    metadata,
+    # The key's generation: 1, 2, ... The newest signs; every generation not yet expired
+    # verifies. Generations are given explicitly, so two processes adding the same next one
+    # conflict on this key and only one key is made.
+    Column("generation", Integer, primary_key=True, autoincrement=False),
+    # 32 random bytes, hex.
+    Column("secret_hex", String(128), nullable=False),
+    Column("created_at", Timestamp, nullable=False),
+    # Set when a newer key replaces this one: the last moment a token it signed can be valid.
+    Column("expires_at", Timestamp, nullable=True),
+)
+
+job_schedules = Table(
+    "job_schedules",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    # When the next scheduled run is due; a process takes the run by moving this forward.
+    Column("next_run_at", Timestamp, nullable=False),
+    # Who runs the job now, and until when the lease holds (a process that died lets go of
+    # it when the lease runs out).
+    Column("lease_holder", String(128), nullable=True),
+    Column("lease_until", Timestamp, nullable=True),
+)
+
+job_runs = Table(
+    "job_runs",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(64), nullable=False),
+    # "schedule" or "command" (ecrd jobs run).
+    Column("trigger", String(16), nullable=False),
+    Column("holder", String(128), nullable=False),
+    Column("started_at", Timestamp, nullable=False),
+    Column("finished_at", Timestamp, nullable=True),
+    # "running", "succeeded" or "failed".
+    Column("outcome", String(16), nullable=False),
+    # What the run did, as a JSON object of counts ({"removed": 3}).
+    Column("counts_json", Text, nullable=False, default="{}"),
+    Column("error", Text, nullable=True),
+    Index(None, "name", "started_at"),
+    sqlite_autoincrement=True,
 )
