@@ -98,7 +98,7 @@ class FilesystemBlobStore:
     async def delete(self, digest: str) -> None:
         await to_thread.run_sync(_unlink_quietly, self._blob_path(digest))
 
-    async def redirect_url(self, digest: str) -> str | None:
+    async def download_url(self, digest: str) -> str | None:
         return None
 
     async def start_upload(self, upload_id: str) -> str:

@@ -37,14 +37,20 @@ class BlobStore(Protocol):
     async def delete(self, digest: str) -> None:
         """Remove a committed blob; no error when it is already gone."""
 
-    async def redirect_url(self, digest: str) -> str | None:
-        """A URL clients may fetch the blob from directly, or None to stream it through us."""
+    async def download_url(self, digest: str) -> str | None:
+        """A presigned URL anyone may GET the committed blob from, without credentials, for a
+        limited time (S3's presigned GET); None when the store has no such URLs. Whether a
+        blob GET redirects there is the caller's choice."""
 
     async def start_upload(self, upload_id: str) -> str:
         """Prepare an empty upload; return its driver state JSON."""
 
     async def open_upload(self, upload_id: str, driver_state: str, offset: int) -> UploadWriter:
-        """A writer that appends at `offset`, discarding any stored bytes past it."""
+        """A writer that appends at `offset`, discarding any stored bytes past it.
+
+        `driver_state` is what the last `close` (or `start_upload`) returned and the upload row
+        kept: any process may open the upload next, so the driver keeps nothing in memory
+        between appends."""
 
     def read_upload(self, upload_id: str, driver_state: str) -> AsyncIterator[bytes]:
         """Stream the bytes an upload holds so far (to hash them again)."""

@@ -28,7 +28,7 @@ class BlobService:
         return self._blob_store.read(blob.digest, start, end)
 
     async def redirect_url(self, blob: Blob) -> str | None:
-        return await self._blob_store.redirect_url(blob.digest)
+        return await self._blob_store.download_url(blob.digest)
 
     async def delete(self, repository: Repository, digest: str) -> None:
         """Unlink the blob from the repository; its bytes stay until garbage collection."""
