@@ -33,6 +33,8 @@ from botocore.awsrequest import AWSRequest
 from botocore.config import Config
 from botocore.credentials import Credentials
 
+from ecrd.auth.tokens import TokenIssuer
+
 # Generous: with the two test passes at once on two cores, a start can take several seconds.
 START_TIMEOUT_SECONDS = 60
 POSTGRES_SERVER = "postgres@127.0.0.1:5432"
@@ -301,6 +303,18 @@ class EcrdServer:
 
         with concurrent.futures.ThreadPoolExecutor(max_workers=1) as thread:
             return thread.submit(asyncio.run, run()).result(timeout=60)
+
+    def signing_key(self) -> tuple[int, bytes]:
+        """(generation, secret) of the key this server signs tokens with now."""
+        generation, secret_hex = self.metadata_query(
+            "SELECT generation, secret_hex FROM signing_keys ORDER BY generation DESC LIMIT 1"
+        )[0]
+        return int(generation), bytes.fromhex(secret_hex)
+
+    def token_issuer(self) -> TokenIssuer:
+        """An issuer that signs as this server does (to make tokens it would not hand out)."""
+        generation, secret = self.signing_key()
+        return TokenIssuer.with_secret(secret, generation)
 
     def ecr(self, service: str = "ecr", **options: Any) -> Any:
         """A boto3 client signed with the root key, with no retries to hide errors."""

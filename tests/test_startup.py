@@ -292,8 +292,10 @@ def test_the_port_probe_is_closed_before_the_server_listens(tmp_path: Path) -> N
     server.start()
     try:
         assert httpx.get(f"{server.url}/v2/", timeout=10).status_code == 401
-        # and the data folder, token key and bootstrap key were made after the checks passed
-        assert (server.data_dir / "token-signing.key").is_file()
+        # and the data folder, token signing key and bootstrap key were made after the checks
+        # passed (the signing key in the metadata store, not in the data folder)
+        assert server.signing_key()[0] == 1
+        assert not (server.data_dir / "token-signing.key").exists()
         assert server.ecr().describe_registry()["registryId"] == "000000000000"
     finally:
         server.stop()

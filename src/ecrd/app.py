@@ -15,6 +15,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ecrd.auth.tokens import legacy_signing_secret
 from ecrd.aws.endpoint import AwsEndpoint
 from ecrd.aws.model import load_services
 from ecrd.aws.operations import operation_tables
@@ -94,6 +95,7 @@ def create_app(settings: Settings, migrate: bool = True) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         if migrate:
             await services.database.migrate()
+        await services.tokens.start(legacy_signing_secret(settings.data_dir))
         await services.registry_for_host(None)
         sweeper = asyncio.create_task(
             _sweep_uploads(services, settings.upload_expiry_seconds, metrics.jobs)

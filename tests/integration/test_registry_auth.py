@@ -3,6 +3,7 @@ anonymous pulls, presigned download URLs and blob mounts, through skopeo and raw
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -233,8 +234,9 @@ def put_manifest(
 @pytest.fixture
 def expired_root_token(server: EcrdServer) -> str:
     """A root token signed with the server's own key that expired a minute ago."""
-    key = bytes.fromhex((server.data_dir / "token-signing.key").read_text().strip())
-    token, _ = TokenIssuer(key).issue(ACCOUNT_ID, None, REGION, lifetime=timedelta(minutes=-1))
+    token, _ = asyncio.run(
+        server.token_issuer().issue(ACCOUNT_ID, None, REGION, lifetime=timedelta(minutes=-1))
+    )
     SECRETS_USED.append(token)
     return token
 
@@ -266,7 +268,7 @@ def test_root_token_opens_the_base_endpoint(server: EcrdServer, anonymous: httpx
 
 def _foreign_token() -> str:
     """A well-formed token, signed with a key that is not the server's."""
-    token, _ = TokenIssuer(b"\x01" * 32).issue(ACCOUNT_ID, None, REGION)
+    token, _ = asyncio.run(TokenIssuer.with_secret(b"\x01" * 32).issue(ACCOUNT_ID, None, REGION))
     return token
 
 
@@ -857,11 +859,11 @@ def test_repository_open_to_everyone_is_pulled_without_credentials(
 
 def _signed_url(server: EcrdServer, path: str, expires: int) -> str:
     """A download URL for `path` signed with the server's own key (to test the expiry)."""
-    key = bytes.fromhex((server.data_dir / "token-signing.key").read_text().strip())
+    generation, key = server.signing_key()
     signature = hmac.new(key, f"{path}\n{expires}".encode(), hashlib.sha256).digest()
     encoded = base64.urlsafe_b64encode(signature).rstrip(b"=").decode()
     return f"{server.url}{path}?" + urlencode(
-        {"X-Ecrd-Expires": expires, "X-Ecrd-Signature": encoded}
+        {"X-Ecrd-Expires": expires, "X-Ecrd-Signature": f"{generation}.{encoded}"}
     )
 
 
@@ -1107,9 +1109,8 @@ def test_no_secret_or_token_reaches_a_debug_log(skopeo: Skopeo, tmp_path: Path) 
         repository = unique("auth/logged")
         layout, image = pushed_image(user_skopeo, tmp_path, repository)
         user_skopeo.pull(repository, "v1", tmp_path / "copy", "v1")
-        signing_key = bytes.fromhex((debug.data_dir / "token-signing.key").read_text().strip())
-        expired, _ = TokenIssuer(signing_key).issue(
-            ACCOUNT_ID, name, REGION, lifetime=timedelta(minutes=-1)
+        expired, _ = asyncio.run(
+            debug.token_issuer().issue(ACCOUNT_ID, name, REGION, lifetime=timedelta(minutes=-1))
         )
         garbage = "garbage-" + uuid.uuid4().hex
         with httpx.Client(base_url=debug.url, timeout=30) as http:

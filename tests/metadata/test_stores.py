@@ -143,17 +143,19 @@ def test_blob_links_gate_a_repository(database_url: tuple[str, str | None]) -> N
     run(database_url, scenario)
 
 
-def test_upload_offsets_advance_only_from_the_expected_offset(
+def test_upload_offset_and_driver_state_advance_only_from_the_expected_offset(
     database_url: tuple[str, str | None],
 ) -> None:
     async def scenario(database: Database) -> None:
         repository = await make_repository(database)
         uploads = UploadStore(database)
         await uploads.create("upload-1", repository, "{}", max_open_in_registry=10)
-        assert await uploads.advance("upload-1", 0, 100) is True
-        # a second writer that read the old offset loses
-        assert await uploads.advance("upload-1", 0, 50) is False
-        assert (await uploads.get(repository.id, "upload-1")).offset == 100  # type: ignore[union-attr]
+        assert await uploads.advance("upload-1", 0, 100, '{"parts": 1}') is True
+        # a second writer that read the old offset loses, and its driver state is not kept
+        assert await uploads.advance("upload-1", 0, 50, '{"parts": 2}') is False
+        stored = await uploads.get(repository.id, "upload-1")
+        assert stored is not None
+        assert (stored.offset, stored.driver_state_json) == (100, '{"parts": 1}')
         other = await make_repository(database, "other")
         assert await uploads.get(other.id, "upload-1") is None
         assert await uploads.delete("upload-1") is True

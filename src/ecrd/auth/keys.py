@@ -43,24 +43,21 @@ async def bootstrap_root_key(settings: Settings, identities: IdentityStore) -> N
     if settings.bootstrap_access_key_id:
         await _ensure_given_key(settings, identities)
         return None
-    if await identities.any_key():
-        return None
     key = new_key()
-    await identities.create_key(
-        key.access_key_id, key.secret_access_key, settings.account_id, None, None
-    )
+    if not await identities.create_root_key_if_none(
+        key.access_key_id, key.secret_access_key, settings.account_id
+    ):
+        return None
     return key
 
 
 async def _ensure_given_key(settings: Settings, identities: IdentityStore) -> None:
     # The settings checked the pair's form when they were read.
     secret = settings.bootstrap_secret_access_key.get_secret_value()
-    owner = await identities.owner_of(settings.bootstrap_access_key_id)
-    if owner is None:
-        await identities.create_key(
-            settings.bootstrap_access_key_id, secret, settings.account_id, None, None
-        )
-    elif not secrets.compare_digest(owner.secret_access_key, secret):
+    stored = await identities.ensure_root_key(
+        settings.bootstrap_access_key_id, secret, settings.account_id
+    )
+    if not secrets.compare_digest(stored, secret):
         raise ValueError(
             f"access key {settings.bootstrap_access_key_id} already exists with another secret"
         )

@@ -1,34 +1,46 @@
 """Registry tokens: what GetAuthorizationToken hands out for `docker login`.
 
 A token is `<payload>.<signature>`, both base64url: the payload is JSON naming the
-principal (account and user, none for the root), the region and the expiry; the signature
-is HMAC-SHA256 under a key generated once per installation and kept in the data folder
-(mode 0600), so every process sharing the folder accepts every other's tokens. Nothing about
-a token is stored: the principal's permissions are read when the token is used, so a changed
-policy applies at once and a user whose last key is deleted loses access.
+principal (account and user, none for the root), the region, the expiry and the generation of
+the key that signed it; the signature is HMAC-SHA256 under that key. The keys live in the
+metadata store (`metadata/signing_keys.py`), so every process sharing the store accepts every
+other's tokens; each process keeps them in memory, reading them again once a minute (to sign
+with a key another process rotated in) and when a token names a generation it does not know
+(at most once a second, so forged generations cannot turn verification into queries).
 
-The same key signs the download URLs GetDownloadUrlForLayer hands out, as S3 presigned URLs
-are on AWS: a path, an expiry and an HMAC over both.
+Nothing about a token is stored: the principal's permissions are read when the token is used,
+so a changed policy applies at once and a user whose last key is deleted loses access.
+
+The same keys sign the download URLs GetDownloadUrlForLayer hands out when the blob store has
+no presigned URLs of its own: a path, an expiry and an HMAC over both.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
 import json
-import os
-import secrets
+import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
 from ecrd.bounded_parsing import InputInvalid, parse_decimal, parse_json
 from ecrd.metadata.records import utcnow
+from ecrd.metadata.signing_keys import SigningKey, SigningKeyStore
 
 TOKEN_LIFETIME = timedelta(hours=12)
 DOWNLOAD_URL_LIFETIME = timedelta(hours=1)
-KEY_FILE = "token-signing.key"
+# The key file of installations from before keys lived in the metadata store.
+LEGACY_KEY_FILE = "token-signing.key"
+# A replaced key verifies this much longer: past the longest token it signed, with room for a
+# process that signed with it until it next read the keys.
+KEY_VERIFY_AFTER_REPLACED = TOKEN_LIFETIME + timedelta(hours=1)
+KEYS_REFRESH_SECONDS = 60.0
+UNKNOWN_KEY_REFRESH_SECONDS = 1.0
 EXPIRES_PARAMETER = "X-Ecrd-Expires"
 SIGNATURE_PARAMETER = "X-Ecrd-Signature"
 # A presigned URL's expiry, in seconds since the epoch, is at most this (the year 5138).
@@ -57,26 +69,77 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-def load_signing_key(data_dir: Path) -> bytes:
-    """The installation's token key, created (0600) on first use."""
-    path = data_dir / KEY_FILE
-    if not path.exists():
-        data_dir.mkdir(parents=True, exist_ok=True)
-        try:
-            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:  # another process made it first
-            pass
-        else:
-            with os.fdopen(descriptor, "w") as key_file:
-                key_file.write(secrets.token_hex(32))
-    return bytes.fromhex(path.read_text().strip())
+def legacy_signing_secret(data_dir: Path) -> bytes | None:
+    """The key an installation kept in its data folder before keys lived in the store."""
+    path = data_dir / LEGACY_KEY_FILE
+    try:
+        return bytes.fromhex(path.read_text().strip())
+    except (FileNotFoundError, ValueError):
+        return None
 
 
 class TokenIssuer:
-    def __init__(self, key: bytes) -> None:
-        self._key = key
+    """Issues and verifies tokens and download URLs with the store's keys (or, without a
+    store, with the keys given: for tools and tests that sign as a server does)."""
 
-    def issue(
+    def __init__(
+        self, store: SigningKeyStore | None = None, keys: Sequence[SigningKey] = ()
+    ) -> None:
+        self._store = store
+        self._keys = {key.generation: key for key in keys}
+        self._loaded_at = time.monotonic() if keys else float("-inf")
+        self._refreshing = asyncio.Lock()
+
+    @classmethod
+    def with_secret(cls, secret: bytes, generation: int = 1) -> TokenIssuer:
+        return cls(keys=[SigningKey(generation, secret, utcnow(), None)])
+
+    async def start(self, legacy_secret: bytes | None = None) -> None:
+        """Make the first key if the store has none (the legacy key when there is one), and
+        read the keys."""
+        if self._store is not None:
+            await self._store.ensure_first(legacy_secret)
+            await self._refresh()
+
+    async def rotate(self, older_than: timedelta) -> int | None:
+        """Put a new signing key in when the newest is older than `older_than` (the scheduled
+        rotation); the generation made, or None when none was due."""
+        if self._store is None:
+            return None
+        generation = await self._store.rotate(older_than, KEY_VERIFY_AFTER_REPLACED)
+        await self._refresh()
+        return generation
+
+    async def _refresh(self) -> None:
+        if self._store is None:
+            return
+        self._loaded_at = time.monotonic()
+        self._keys = {key.generation: key for key in await self._store.keys()}
+
+    async def _signing_key(self) -> SigningKey:
+        if time.monotonic() - self._loaded_at > KEYS_REFRESH_SECONDS:
+            await self._refresh()
+        if not self._keys:
+            raise RuntimeError("no signing key: TokenIssuer.start() was not awaited")
+        return self._keys[max(self._keys)]
+
+    async def _verifying_key(self, generation: int) -> SigningKey | None:
+        key = self._keys.get(generation)
+        # The next generation may be a key another process just rotated in: read the keys
+        # again, waiting so that they are read at most once a second however many such
+        # tokens come (anything else unknown is a deleted key or a forgery).
+        if key is None and self._store is not None and generation == max(self._keys) + 1:
+            async with self._refreshing:
+                key = self._keys.get(generation)
+                if key is None:
+                    wait = self._loaded_at + UNKNOWN_KEY_REFRESH_SECONDS - time.monotonic()
+                    if wait > 0:
+                        await asyncio.sleep(wait)
+                    await self._refresh()
+                    key = self._keys.get(generation)
+        return key if key is not None and key.verifies_at(utcnow()) else None
+
+    async def issue(
         self,
         account_id: str,
         user_name: str | None,
@@ -85,6 +148,7 @@ class TokenIssuer:
         user_id: int | None = None,
     ) -> tuple[str, datetime]:
         """A new token for the principal (account, user) and when it expires."""
+        key = await self._signing_key()
         expires_at = utcnow() + lifetime
         claims = {
             "a": account_id,
@@ -92,11 +156,12 @@ class TokenIssuer:
             "i": user_id,
             "r": region,
             "e": int(expires_at.timestamp()),
+            "k": key.generation,
         }
         payload = json.dumps(claims, separators=(",", ":")).encode()
-        return f"{_b64(payload)}.{_b64(self._sign(payload))}", expires_at
+        return f"{_b64(payload)}.{_b64(_sign(key, payload))}", expires_at
 
-    def read(self, token: str) -> RegistryToken | None:
+    async def read(self, token: str) -> RegistryToken | None:
         """The token's claims if this installation signed it (expired or not); else None."""
         encoded_payload, _, encoded_signature = token.partition(".")
         try:
@@ -105,7 +170,12 @@ class TokenIssuer:
             claims = parse_json(payload)
         except ValueError:  # InputInvalid, or base64 that does not decode
             return None
-        if not hmac.compare_digest(signature, self._sign(payload)):
+        # Tokens from before keys had generations were signed by generation 1.
+        generation = claims.get("k", 1) if isinstance(claims, dict) else None
+        if not isinstance(generation, int) or isinstance(generation, bool):
+            return None
+        key = await self._verifying_key(generation)
+        if key is None or not hmac.compare_digest(signature, _sign(key, payload)):
             return None
         return RegistryToken(
             account_id=claims["a"],
@@ -115,13 +185,14 @@ class TokenIssuer:
             expires_at=datetime.fromtimestamp(claims["e"], tz=utcnow().tzinfo),
         )
 
-    def presign(self, path: str) -> str:
+    async def presign(self, path: str) -> str:
         """The query string that lets anyone GET `path` until it expires."""
+        key = await self._signing_key()
         expires = int((utcnow() + DOWNLOAD_URL_LIFETIME).timestamp())
-        signature = _b64(self._sign(f"{path}\n{expires}".encode()))
-        return f"{EXPIRES_PARAMETER}={expires}&{SIGNATURE_PARAMETER}={signature}"
+        signature = _b64(_sign(key, f"{path}\n{expires}".encode()))
+        return f"{EXPIRES_PARAMETER}={expires}&{SIGNATURE_PARAMETER}={key.generation}.{signature}"
 
-    def presigned(self, path: str, expires: str | None, signature: str | None) -> bool:
+    async def presigned(self, path: str, expires: str | None, signature: str | None) -> bool:
         """Whether a presigned URL's parameters are this installation's and still valid."""
         if not expires or not signature:
             return False
@@ -131,9 +202,19 @@ class TokenIssuer:
             return False
         if expires_at <= utcnow().timestamp():
             return False
-        expected = _b64(self._sign(f"{path}\n{expires}".encode()))
+        # "<generation>.<signature>"; URLs from before generations carry the signature alone.
+        generation_text, _, signed = signature.rpartition(".")
+        try:
+            generation = parse_decimal(generation_text, MAX_EXPIRY) if generation_text else 1
+        except InputInvalid:
+            return False
+        key = await self._verifying_key(generation)
+        if key is None:
+            return False
+        expected = _b64(_sign(key, f"{path}\n{expires}".encode()))
         # Compared as bytes: compare_digest raises TypeError for str with non-ASCII characters.
-        return hmac.compare_digest(expected.encode(), signature.encode())
+        return hmac.compare_digest(expected.encode(), signed.encode())
 
-    def _sign(self, payload: bytes) -> bytes:
-        return hmac.new(self._key, payload, hashlib.sha256).digest()
+
+def _sign(key: SigningKey, payload: bytes) -> bytes:
+    return hmac.new(key.secret, payload, hashlib.sha256).digest()

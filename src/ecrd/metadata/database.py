@@ -29,6 +29,7 @@ from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from ecrd.errors import RepositoryDeleted, StorageFull
+from ecrd.metadata.statements import MIGRATION_LOCK, serialise
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 # The newest migration under migrations/versions (a test keeps the two the same).
@@ -145,8 +146,7 @@ class Database:
         from alembic.config import Config
 
         def upgrade(connection: Connection) -> None:
-            if not self.is_sqlite:
-                connection.execute(text("SELECT pg_advisory_xact_lock(7411001)"))
+            serialise(connection, MIGRATION_LOCK)
             config = Config()
             config.set_main_option("script_location", str(MIGRATIONS_DIR))
             config.attributes["connection"] = connection

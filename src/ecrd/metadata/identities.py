@@ -13,6 +13,7 @@ from ecrd.auth.principals import Principal, root_arn, user_arn
 from ecrd.metadata.database import Database
 from ecrd.metadata.records import as_utc, utcnow
 from ecrd.metadata.schema import access_keys, iam_users
+from ecrd.metadata.statements import BOOTSTRAP_LOCK, insert_ignoring_conflicts, serialise
 
 
 @dataclass(frozen=True)
@@ -175,11 +176,62 @@ class IdentityStore:
 
         return await self._database.write(work)
 
-    async def any_key(self) -> bool:
-        query = select(exists().where(access_keys.c.access_key_id.is_not(None)))
-        return bool(
-            await self._database.read(lambda connection: connection.execute(query).scalar())
+    async def create_root_key_if_none(
+        self, access_key_id: str, secret_access_key: str, account_id: str
+    ) -> bool:
+        """Store the account's root key if the store has no key at all; False when it has.
+        Processes starting at once on one empty store make one key between them."""
+
+        def work(connection: Connection) -> bool:
+            serialise(connection, BOOTSTRAP_LOCK)
+            if connection.execute(_ANY_KEY).scalar():
+                return False
+            connection.execute(_root_key_insert(access_key_id, secret_access_key, account_id))
+            return True
+
+        return await self._database.write(work)
+
+    async def ensure_root_key(
+        self, access_key_id: str, secret_access_key: str, account_id: str
+    ) -> str:
+        """Store a root key under `access_key_id` unless one is there; return the secret the
+        store holds for that id (another process may have stored it first)."""
+        insert = insert_ignoring_conflicts(
+            self._database.dialect,
+            access_keys,
+            access_key_id=access_key_id,
+            secret_access_key=secret_access_key,
+            account_id=account_id,
+            user_id=None,
+            created_at=utcnow(),
         )
+        stored = select(access_keys.c.secret_access_key).where(
+            access_keys.c.access_key_id == access_key_id
+        )
+
+        def work(connection: Connection) -> str:
+            connection.execute(insert)
+            return str(connection.execute(stored).scalar_one())
+
+        return await self._database.write(work)
+
+    async def any_key(self) -> bool:
+        return bool(
+            await self._database.read(lambda connection: connection.execute(_ANY_KEY).scalar())
+        )
+
+
+_ANY_KEY = select(exists().where(access_keys.c.access_key_id.is_not(None)))
+
+
+def _root_key_insert(access_key_id: str, secret_access_key: str, account_id: str) -> Any:
+    return access_keys.insert().values(
+        access_key_id=access_key_id,
+        secret_access_key=secret_access_key,
+        account_id=account_id,
+        user_id=None,
+        created_at=utcnow(),
+    )
 
 
 def _access_key(row: Any) -> AccessKey:

@@ -186,29 +186,40 @@ class ManifestStore:
                         insert(manifest_children),
                         [{"manifest_id": stored.id, "child_digest": d} for d in new.child_digests],
                     )
-            moving = []
-            for tag in tag_names:
-                current = connection.execute(
+
+            def current_of(tag: str) -> int | None:
+                return connection.execute(
                     select(tags.c.manifest_id).where(
                         (tags.c.repository_id == repository_id) & (tags.c.name == tag)
                     )
                 ).scalar()
+
+            moving = []
+            for tag in tag_names:
+                current = current_of(tag)
                 if current is not None and current != stored.id and tag in immutable_tags:
                     raise TagImmutable(f"tag {tag!r} already exists and tags are immutable")
                 if current != stored.id:
                     moving.append(tag)
             for tag in moving:
-                connection.execute(
-                    upsert(
-                        dialect,
-                        tags,
-                        ["repository_id", "name"],
-                        repository_id=repository_id,
-                        name=tag,
-                        manifest_id=stored.id,
-                        updated_at=utcnow(),
-                    )
-                )
+                row = {
+                    "repository_id": repository_id,
+                    "name": tag,
+                    "manifest_id": stored.id,
+                    "updated_at": utcnow(),
+                }
+                if tag not in immutable_tags:
+                    connection.execute(upsert(dialect, tags, ["repository_id", "name"], **row))
+                elif (
+                    not connection.execute(
+                        insert_ignoring_conflicts(dialect, tags, **row).returning(tags.c.name)
+                    ).first()
+                    and current_of(tag) != stored.id
+                ):
+                    # Another transaction made this immutable tag since it was read above (on
+                    # PostgreSQL the insert waits for that one to commit, then conflicts): the
+                    # first push keeps it, as ECR keeps the first of two racing pushes.
+                    raise TagImmutable(f"tag {tag!r} already exists and tags are immutable")
             return StoredManifest(manifest=stored, created=created, tag_moved=bool(moving))
 
         return await self._database.write(work)

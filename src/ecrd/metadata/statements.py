@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Table, bindparam, select
+from sqlalchemy import ColumnElement, Connection, Table, bindparam, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ecrd.metadata.schema import repositories
@@ -38,3 +38,16 @@ def upsert(dialect: str, table: Table, keys: list[str], **values: Any) -> Any:
 def lexical(dialect: str, column: ColumnElement[str]) -> ColumnElement[str]:
     """The column compared byte by byte, as tag and catalog listings must order names."""
     return column.collate("C") if dialect == "postgresql" else column
+
+
+# Keys of the PostgreSQL advisory locks ecrd takes (any constants, unique within ecrd).
+MIGRATION_LOCK = 7411001
+BOOTSTRAP_LOCK = 7411002
+
+
+def serialise(connection: Connection, lock: int) -> None:
+    """Let one transaction at a time past this point, across processes, until it ends: for a
+    check-then-insert that a unique key cannot guard. SQLite needs nothing (its writers begin
+    IMMEDIATE, one at a time); PostgreSQL takes a transaction-scoped advisory lock."""
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(:lock)"), {"lock": lock})

@@ -101,12 +101,15 @@ class UploadStore:
 
         return await self._database.read(work)
 
-    async def advance(self, upload_id: str, old_offset: int, new_offset: int) -> bool:
-        """Move the offset forward if it still is `old_offset`; False if another writer won."""
+    async def advance(
+        self, upload_id: str, old_offset: int, new_offset: int, driver_state_json: str
+    ) -> bool:
+        """Move the offset forward and keep the driver state that goes with it, if the offset
+        still is `old_offset`; False if another writer won (its state stands)."""
         statement = (
             update(uploads)
             .where((uploads.c.id == upload_id) & (uploads.c.offset == old_offset))
-            .values(offset=new_offset, updated_at=utcnow())
+            .values(offset=new_offset, driver_state_json=driver_state_json, updated_at=utcnow())
         )
 
         def work(connection: Connection) -> bool:

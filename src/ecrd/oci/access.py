@@ -100,7 +100,7 @@ def guarded(endpoint: Endpoint, actions: Actions) -> Endpoint:
 
 
 async def admit(request: Request, actions: tuple[str, ...] | None) -> None:
-    if actions == (DOWNLOAD,) and _presigned(request):
+    if actions == (DOWNLOAD,) and await _presigned(request):
         return
     if "name" in request.path_params:
         await address_of(request)  # first: whether Bearer tokens count depends on it
@@ -190,7 +190,7 @@ async def authenticate(request: Request) -> Principal:
     if token is None:
         return ANONYMOUS
     services = services_of(request)
-    claims = services.tokens.read(token)
+    claims = await services.tokens.read(token)
     if claims is None:
         raise Unauthorized("invalid username or authorization token")
     if claims.expired:
@@ -255,12 +255,12 @@ async def token_endpoint(request: Request) -> Response:
     return JSONResponse({"token": token, "access_token": token})
 
 
-def _presigned(request: Request) -> bool:
+async def _presigned(request: Request) -> bool:
     """A download URL from GetDownloadUrlForLayer, still valid."""
     query = request.query_params
     if SIGNATURE_PARAMETER not in query:
         return False
-    return services_of(request).tokens.presigned(
+    return await services_of(request).tokens.presigned(
         request.url.path, query.get(EXPIRES_PARAMETER), query.get(SIGNATURE_PARAMETER)
     )
 

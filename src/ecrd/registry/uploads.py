@@ -158,14 +158,14 @@ class UploadService:
             try:
                 written, interrupted = await _copy(body, writer, hasher)
             finally:
-                await writer.close()
+                driver_state = await writer.close()
         except StorageFull:
             await self._drop(upload)
             raise
         except UploadBytesMissing:
             await self._raise_gone_after_write(upload)
         new_offset = upload.offset + written
-        if not await self._uploads.advance(upload.id, upload.offset, new_offset):
+        if not await self._uploads.advance(upload.id, upload.offset, new_offset, driver_state):
             if await self._uploads.get(upload.repository_id, upload.id) is None:
                 await self._raise_gone_after_write(upload)
             raise UploadOutOfOrder("the upload moved on while this chunk was written", new_offset)
@@ -176,7 +176,9 @@ class UploadService:
             raise BodyInterrupted(f"body ended after {written} bytes")
         if length is not None and written != length:
             raise SizeInvalid(f"Content-Length was {length} but {written} bytes arrived")
-        return dataclasses.replace(upload, offset=new_offset, updated_at=utcnow())
+        return dataclasses.replace(
+            upload, offset=new_offset, driver_state_json=driver_state, updated_at=utcnow()
+        )
 
     async def finish(
         self, repository: Repository, upload_id: str, digest: str, upload: Upload | None = None

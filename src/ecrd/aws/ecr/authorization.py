@@ -16,7 +16,7 @@ async def get_authorization_token(call: Call, params: dict[str, Any]) -> dict[st
     for account_id in dict.fromkeys(account_ids):
         # The token carries the caller, not the registry: each pull and push it makes is
         # authorized as that caller against the registry it addresses.
-        token, expires_at = call.services.tokens.issue(
+        token, expires_at = await call.services.tokens.issue(
             call.account_id,
             call.principal.user_name,
             call.region,

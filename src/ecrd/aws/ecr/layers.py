@@ -110,9 +110,9 @@ async def get_download_url_for_layer(call: Call, params: dict[str, Any]) -> dict
             f"The layer with digest '{digest}' does not exist in the repository with name "
             f"'{repository.name}' in the registry with id '{registry.account_id}'",
         ) from None
-    url = await call.services.blobs.redirect_url(blob)
+    url = await call.services.blobs.download_url(blob)
     if url is None:
         # Like ECR's S3 URL, it works without credentials until it expires.
         path = f"/v2/{repository.name}/blobs/{blob.digest}"
-        url = f"{call.registry_url(registry)}{path}?{call.services.tokens.presign(path)}"
+        url = f"{call.registry_url(registry)}{path}?{await call.services.tokens.presign(path)}"
     return {"downloadUrl": url, "layerDigest": blob.digest}

@@ -50,7 +50,7 @@ async def put_registry_catalog_data(call: Call, params: dict[str, Any]) -> dict[
 
 
 async def get_authorization_token(call: Call, params: dict[str, Any]) -> dict[str, Any]:
-    token, expires_at = call.services.tokens.issue(
+    token, expires_at = await call.services.tokens.issue(
         call.account_id, call.principal.user_name, call.region, user_id=call.principal.user_id
     )
     return {
