@@ -185,6 +185,53 @@ class Settings(BaseSettings):
         description="Uploads open at once in one registry; past it a new upload is refused "
         "until some finish, are cancelled or expire.",
     )
+    blob_store: Literal["filesystem", "s3"] = Field(
+        "filesystem",
+        description="Where blob bytes live: `filesystem` (under `data_dir`) or `s3` (a bucket "
+        "of Amazon S3 or of any S3-compatible store, which several ecrd processes can share; "
+        "see docs/scale-out.md).",
+    )
+    s3_bucket: str = Field(
+        "",
+        pattern=r"^([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])?$",
+        description='With `blob_store = "s3"`: the bucket (it must exist). Credentials come '
+        "from the standard AWS chain: `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY`, "
+        "`AWS_PROFILE` and the shared files, or an instance role.",
+    )
+    s3_prefix: str = Field(
+        "",
+        pattern=r"^([A-Za-z0-9!_.*'()-]+/)*$",
+        max_length=512,
+        description="Key prefix for everything ecrd keeps in the bucket, ending in `/` "
+        "(`ecrd/`), so that one bucket can hold several installations. Empty: the bucket's "
+        "root.",
+    )
+    s3_region: str = Field(
+        "us-east-1",
+        pattern=r"^[a-z]{2}(-[a-z]+)+-\d$",
+        description="The bucket's region (S3-compatible servers mostly take any).",
+    )
+    s3_endpoint_url: str = Field(
+        "",
+        pattern=rf"^(https?://{_HOST}{_PORT}?/?)?$",
+        description="URL of an S3-compatible server (MinIO, Ceph, moto, ...), which ecrd then "
+        "addresses with path-style URLs. Empty: Amazon S3.",
+    )
+    s3_redirect: bool = Field(
+        True,
+        description="With S3, a blob GET answers 307 with a presigned URL of the object, so "
+        "that clients fetch the bytes from the bucket (as CNCF Distribution's `redirect` "
+        "option); clients must reach the bucket's address. Off: ecrd streams the bytes "
+        "itself. HEAD, and every size, come from the metadata store either way.",
+    )
+    signing_key_rotation_days: int = Field(
+        30,
+        ge=1,
+        le=3650,
+        description="A new key signs registry tokens and download URLs once the newest is this "
+        "old; the replaced key still verifies until every token it signed has expired (13 "
+        "hours). Keys live in the metadata store, shared by every process.",
+    )
     log_format: Literal["text", "json"] = Field(
         "text",
         description="`text`: one line per record, for people. `json`: one JSON object per "
@@ -195,6 +242,12 @@ class Settings(BaseSettings):
     def _one_public_address(self) -> Settings:
         if self.public_url and self.public_host:
             raise ValueError("public_url: give public_url or public_host, not both")
+        return self
+
+    @model_validator(mode="after")
+    def _bucket_for_s3(self) -> Settings:
+        if self.blob_store == "s3" and not self.s3_bucket:
+            raise ValueError('s3_bucket: needed with blob_store = "s3"')
         return self
 
     @model_validator(mode="after")

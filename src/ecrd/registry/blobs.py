@@ -12,9 +12,10 @@ from ecrd.metadata.records import Blob, Repository
 
 
 class BlobService:
-    def __init__(self, records: BlobRecords, blob_store: BlobStore) -> None:
+    def __init__(self, records: BlobRecords, blob_store: BlobStore, redirect: bool = False) -> None:
         self._records = records
         self._blob_store = blob_store
+        self._redirect = redirect
 
     async def get(self, repository: Repository, digest: str) -> Blob:
         """The blob if the repository links it; BlobNotFound otherwise."""
@@ -28,6 +29,13 @@ class BlobService:
         return self._blob_store.read(blob.digest, start, end)
 
     async def redirect_url(self, blob: Blob) -> str | None:
+        """Where a GET of the blob is sent instead of streaming it: the store's presigned URL,
+        when the store has them and redirects are on."""
+        return await self._blob_store.download_url(blob.digest) if self._redirect else None
+
+    async def download_url(self, blob: Blob) -> str | None:
+        """The store's own presigned URL of the blob (GetDownloadUrlForLayer's, as ECR hands
+        out S3's), whether or not GETs redirect there; None when the store has none."""
         return await self._blob_store.download_url(blob.digest)
 
     async def delete(self, repository: Repository, digest: str) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ecrd.auth.authorizer import Authorizer
-from ecrd.auth.tokens import TokenIssuer, load_signing_key
+from ecrd.auth.tokens import TokenIssuer
 from ecrd.blobs.filesystem import FilesystemBlobStore
 from ecrd.blobs.store import BlobStore
 from ecrd.metadata.blobs import BlobRecords
@@ -16,6 +16,7 @@ from ecrd.metadata.manifests import ManifestStore
 from ecrd.metadata.records import Registry
 from ecrd.metadata.registries import RegistryStore
 from ecrd.metadata.repositories import RepositoryStore
+from ecrd.metadata.signing_keys import SigningKeyStore
 from ecrd.metadata.uploads import UploadStore
 from ecrd.registry.blobs import BlobService
 from ecrd.registry.hosts import RegistryHosts
@@ -77,9 +78,23 @@ class RegistryServices:
         await self.database.close()
 
 
+def blob_store_of(settings: Settings) -> BlobStore:
+    """The blob store the settings choose."""
+    if settings.blob_store == "s3":
+        from ecrd.blobs.s3 import S3BlobStore
+
+        return S3BlobStore(
+            settings.s3_bucket,
+            prefix=settings.s3_prefix,
+            region=settings.s3_region,
+            endpoint_url=settings.s3_endpoint_url or None,
+        )
+    return FilesystemBlobStore(settings.data_dir)
+
+
 def build_services(settings: Settings, database: Database | None = None) -> RegistryServices:
     database = database or Database(settings.metadata_url)
-    blob_store = FilesystemBlobStore(settings.data_dir)
+    blob_store = blob_store_of(settings)
     blob_records = BlobRecords(database)
     uploads = UploadService(
         UploadStore(database), blob_records, blob_store, settings.max_open_uploads
@@ -94,13 +109,15 @@ def build_services(settings: Settings, database: Database | None = None) -> Regi
         repositories=RepositoryService(
             registries, repository_store, blob_store, settings.create_on_push
         ),
-        blobs=BlobService(blob_records, blob_store),
+        blobs=BlobService(
+            blob_records, blob_store, redirect=settings.blob_store == "s3" and settings.s3_redirect
+        ),
         uploads=uploads,
         manifests=manifests,
         images=ImageService(manifests, ImageStore(database)),
         layers=LayerService(uploads, blob_records),
         hosts=RegistryHosts(settings),
-        tokens=TokenIssuer(load_signing_key(settings.data_dir)),
+        tokens=TokenIssuer(SigningKeyStore(database)),
         identities=IdentityStore(database),
         authorizer=Authorizer(registries, repository_store),
         default_account_id=settings.account_id,
