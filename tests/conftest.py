@@ -34,6 +34,7 @@ from botocore.config import Config
 from botocore.credentials import Credentials
 
 from ecrd.auth.tokens import TokenIssuer
+from tests.s3_server import S3Server
 
 # Generous: with the two test passes at once on two cores, a start can take several seconds.
 START_TIMEOUT_SECONDS = 60
@@ -57,21 +58,45 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default="sqlite",
         help="the metadata store every test server uses (default sqlite)",
     )
+    parser.addoption(
+        "--blobs",
+        choices=["filesystem", "s3"],
+        default="filesystem",
+        help="the blob store every test server uses (default filesystem); s3 is a bucket of "
+        "its own on one S3-protocol server (moto) started for the session",
+    )
 
 
 class _Backend:
-    """The metadata store test servers use, and the PostgreSQL databases made for them."""
+    """The stores test servers use, and what was made for them: PostgreSQL databases, the
+    S3-protocol server."""
 
     name = "sqlite"
+    blobs = "filesystem"
     created_databases: list[str] = []
+    s3: S3Server | None = None
+
+
+def session_s3_server() -> S3Server:
+    """The session's S3-protocol server, started on first use and stopped at the end."""
+    if _Backend.s3 is None:
+        server = S3Server()
+        server.start()
+        _Backend.s3 = server
+    return _Backend.s3
 
 
 def pytest_configure(config: pytest.Config) -> None:
     _Backend.name = config.getoption("--metadata")
+    _Backend.blobs = config.getoption("--blobs")
     config.addinivalue_line(
         "markers",
         "metadata_independent: runs no server whose metadata store matters (only in the "
         "SQLite pass)",
+    )
+    config.addinivalue_line(
+        "markers",
+        "filesystem_blobs: looks at the filesystem blob store's folders (left out with --blobs=s3)",
     )
     if _Backend.name == "postgresql":
         reason = postgres_unreachable_reason()
@@ -82,16 +107,21 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """The PostgreSQL pass leaves out what does not depend on the metadata store."""
-    if _Backend.name != "postgresql":
-        return
+    """The PostgreSQL pass leaves out what does not depend on the metadata store, and the S3
+    pass what looks at the filesystem blob store."""
     metadata_tests = Path(__file__).parent / "metadata"  # they run on both stores already
-    kept = [
-        item
-        for item in items
-        if item.get_closest_marker("metadata_independent") is None
-        and metadata_tests not in item.path.parents
-    ]
+
+    def kept_item(item: pytest.Item) -> bool:
+        if _Backend.blobs == "s3" and item.get_closest_marker("filesystem_blobs") is not None:
+            return False
+        if _Backend.name != "postgresql":
+            return True
+        return (
+            item.get_closest_marker("metadata_independent") is None
+            and metadata_tests not in item.path.parents
+        )
+
+    kept = [item for item in items if kept_item(item)]
     if len(kept) != len(items):
         config.hook.pytest_deselected(items=[i for i in items if i not in kept])
         items[:] = kept
@@ -101,6 +131,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     for database in _Backend.created_databases:
         _postgres_statement(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
     _Backend.created_databases.clear()
+    if _Backend.s3 is not None:
+        _Backend.s3.stop()
+        _Backend.s3 = None
 
 
 def _postgres_statement(statement: str) -> None:
@@ -166,6 +199,20 @@ def assert_one_line_error(result: subprocess.CompletedProcess[str], *named: str)
     return lines[0]
 
 
+def _bucket_keys(bucket: str, prefix: str) -> list[str]:
+    """Every key under `prefix` in a bucket of the session's S3 server, and the keys of
+    unfinished multipart uploads there (their parts are stored bytes too)."""
+    client = session_s3_server().s3_client()
+    keys = []
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        keys += [entry["Key"] for entry in page.get("Contents", [])]
+    for page in client.get_paginator("list_multipart_uploads").paginate(
+        Bucket=bucket, Prefix=prefix
+    ):
+        keys += [upload["Key"] for upload in page.get("Uploads", [])]
+    return keys
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -211,6 +258,22 @@ class EcrdServer:
         )
         if _Backend.name == "postgresql" and not names_database:
             self.database_url = new_postgres_database()
+        self.database_url = self.environment.get("ECRD_DATABASE_URL", self.database_url)
+        # Under --blobs=s3 a bucket of its own (kept across restarts), unless the test names
+        # its blob store; ecrd streams blobs itself, as on the filesystem (the redirect has
+        # tests of its own).
+        self.s3_bucket: str | None = None
+        if _Backend.blobs == "s3" and "ECRD_BLOB_STORE" not in self.environment:
+            s3 = session_s3_server()
+            self.s3_bucket = s3.create_bucket()
+            self.environment = {
+                **s3.environment(),
+                "ECRD_BLOB_STORE": "s3",
+                "ECRD_S3_BUCKET": self.s3_bucket,
+                "ECRD_S3_ENDPOINT_URL": s3.endpoint_url,
+                "ECRD_S3_REDIRECT": "false",
+                **self.environment,
+            }
 
     @property
     def host(self) -> str:
@@ -280,6 +343,26 @@ class EcrdServer:
         if self.database_url is not None:
             arguments += ["--database-url", self.database_url]
         return arguments
+
+    def stored_upload_ids(self) -> set[str]:
+        """Ids of the uploads whose bytes the blob store holds (folder or bucket)."""
+        if self.s3_bucket is None:
+            folder = self.data_dir / "uploads"
+            return {path.name for path in folder.iterdir()} if folder.is_dir() else set()
+        keys = _bucket_keys(self.s3_bucket, "uploads/")
+        return {key.split("/")[1] for key in keys}
+
+    def stored_blob_digests(self) -> set[str]:
+        """Digests of the committed blobs the blob store holds (folder or bucket)."""
+        if self.s3_bucket is None:
+            folder = self.data_dir / "blobs"
+            return {
+                f"{path.parent.parent.name}:{path.name}"
+                for path in folder.glob("*/*/*")
+                if path.is_file()
+            }
+        keys = _bucket_keys(self.s3_bucket, "blobs/")
+        return {f"{key.split('/')[1]}:{key.split('/')[3]}" for key in keys}
 
     def metadata_query(self, sql: str, **parameters: Any) -> list[tuple[Any, ...]]:
         """Rows of a read-only SQL query on this server's metadata store (SQLite or

@@ -29,6 +29,7 @@ from tests.conftest import (
     free_port,
     postgres_database,
     require_postgres,
+    session_s3_server,
 )
 
 pytestmark = pytest.mark.metadata_independent
@@ -105,6 +106,45 @@ def test_an_sqlite_database_in_a_missing_folder_is_refused(tmp_path: Path, data_
     assert_refused(result, str(database_file), "does not exist")
     assert not data_dir.exists()
     assert not database_file.parent.exists()
+
+
+# An S3 bucket that does not answer
+
+
+def test_an_s3_store_needs_a_bucket(tmp_path: Path, data_dir: Path) -> None:
+    result = serve(tmp_path, "--data-dir", str(data_dir), environment={"ECRD_BLOB_STORE": "s3"})
+    assert_refused(result, "s3_bucket", "blob_store")
+    assert not data_dir.exists()
+
+
+def test_an_s3_bucket_that_does_not_exist_is_refused(tmp_path: Path, data_dir: Path) -> None:
+    # given an S3 server without the bucket the settings name
+    s3 = session_s3_server()
+    environment = {
+        **s3.environment(),
+        "ECRD_BLOB_STORE": "s3",
+        "ECRD_S3_BUCKET": "no-such-bucket",
+        "ECRD_S3_ENDPOINT_URL": s3.endpoint_url,
+    }
+    # when the server starts on it, then it names the bucket and S3's answer, creating nothing
+    result = serve(tmp_path, "--data-dir", str(data_dir), environment=environment)
+    assert_refused(result, "cannot reach the S3 bucket no-such-bucket", "no such bucket")
+    assert not data_dir.exists()
+
+
+def test_an_s3_endpoint_with_nothing_listening_is_refused(tmp_path: Path, data_dir: Path) -> None:
+    endpoint = f"http://127.0.0.1:{free_port()}"
+    environment = {
+        **session_s3_server().environment(),
+        "ECRD_BLOB_STORE": "s3",
+        "ECRD_S3_BUCKET": "bucket",
+        "ECRD_S3_ENDPOINT_URL": endpoint,
+    }
+    started = time.monotonic()
+    result = serve(tmp_path, "--data-dir", str(data_dir), environment=environment)
+    assert_refused(result, "cannot reach the S3 bucket bucket", endpoint)
+    assert time.monotonic() - started < START_OVERHEAD_SECONDS + 10
+    assert not data_dir.exists()
 
 
 # A database that does not answer

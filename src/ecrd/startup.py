@@ -11,6 +11,8 @@ order; none of them writes:
                        parent is a writable folder
     SQLite file        its folder exists (or is the data folder) and is writable
     PostgreSQL         answers a query within a bounded time
+    S3 bucket          (blob_store = "s3") answers a HEAD of an object within a bounded time,
+                       with the credentials of the standard AWS chain
 
 `check_keys_store` is the same for `ecrd keys`, which works only on a store that exists.
 """
@@ -55,6 +57,8 @@ def check_before_serving(settings: Settings) -> None:
         _check_database_answers(url, settings.metadata_url)
     else:
         _check_sqlite_file(database_file, settings.data_dir)
+    if settings.blob_store == "s3":
+        asyncio.run(_check_bucket_answers(settings))
 
 
 def check_keys_store(settings: Settings) -> None:
@@ -190,6 +194,37 @@ async def _ping(url: str, given_url: str) -> None:
         ) from None
     finally:
         await database.close()
+
+
+_BUCKET_STATUS = {
+    "404": "no such bucket",
+    "403": "access denied (check the AWS credentials and the bucket's policy)",
+}
+
+
+async def _check_bucket_answers(settings: Settings) -> None:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from ecrd.registry.services import blob_store_of
+
+    where = f"the S3 bucket {settings.s3_bucket}"
+    if settings.s3_endpoint_url:
+        where += f" at {settings.s3_endpoint_url}"
+    try:
+        await asyncio.wait_for(blob_store_of(settings).check(), _PING_TIMEOUT_SECONDS)
+    except TimeoutError:
+        raise StartupError(
+            f"cannot reach {where}: no answer within {_PING_TIMEOUT_SECONDS:g} s"
+        ) from None
+    except ClientError as error:
+        found = error.response.get("Error", {})
+        # HeadBucket answers with a bare status: say what it means.
+        reason = _BUCKET_STATUS.get(
+            str(found.get("Code")), f"{found.get('Code', '?')} {found.get('Message', '')}".strip()
+        )
+        raise StartupError(f"cannot reach {where}: {reason}") from None
+    except BotoCoreError as error:
+        raise StartupError(f"cannot reach {where}: {str(error).splitlines()[0]}") from None
 
 
 def _database_reason(error: OSError | SQLAlchemyError) -> str:

@@ -21,6 +21,8 @@ from botocore.exceptions import ClientError
 from tests.conftest import EcrdServer
 from tests.oci.helpers import error_codes, push_blob
 
+# The blob bytes must land on the small disk: with an S3 blob store they would not.
+pytestmark = pytest.mark.filesystem_blobs
 DISK_BYTES = 12 * 1024 * 1024
 PIECE = b"\x5a" * (1024 * 1024)
 

@@ -50,7 +50,7 @@ def test_uploads_past_the_bound_are_refused_until_one_is_done(
         error = raised.value.response["Error"]
         assert error["Code"] == "InvalidParameterException", error
         assert "max_open_uploads" in error["Message"]
-        assert len(list((server.data_dir / "uploads").iterdir())) == BOUND
+        assert int(server.metadata_query("SELECT count(*) FROM uploads")[0][0]) == BOUND
         repositories = {r["repositoryName"] for r in ecr.describe_repositories()["repositories"]}
         assert "bound/three" not in repositories
         # when one upload is cancelled, then a new one is accepted again

@@ -83,6 +83,14 @@ class FilesystemBlobStore:
             raise ValueError(f"invalid upload id {upload_id!r}")
         return self._uploads / upload_id
 
+    def close(self) -> None:
+        pass  # files are opened and closed by each call
+
+    async def check(self) -> None:
+        # A digest no blob has: a working folder answers "no such file", a broken one
+        # (replaced, unmounted, unreadable) raises.
+        await self.stat("sha256:" + "0" * 64)
+
     async def stat(self, digest: str) -> int | None:
         try:
             return (await to_thread.run_sync(os.stat, self._blob_path(digest))).st_size

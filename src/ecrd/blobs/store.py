@@ -28,6 +28,13 @@ class UploadWriter(Protocol):
 
 
 class BlobStore(Protocol):
+    async def check(self) -> None:
+        """Raise what the storage raises when it cannot be reached or used (a lost mount, a
+        missing bucket, refused credentials); return when it works. For readiness and start."""
+
+    def close(self) -> None:
+        """Let go of connections and pools (at shutdown)."""
+
     async def stat(self, digest: str) -> int | None:
         """Size of the committed blob, or None when it is not stored."""
 

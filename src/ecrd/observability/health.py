@@ -24,8 +24,6 @@ from ecrd.blobs.store import BlobStore
 from ecrd.metadata.database import Database
 
 CHECK_TIMEOUT_SECONDS = 3.0
-# A digest no blob has: any store answers "not stored" (None) without error when it works.
-ABSENT_DIGEST = "sha256:" + "0" * 64
 logger = logging.getLogger("ecrd")
 
 
@@ -41,7 +39,7 @@ class Readiness:
     def __init__(self, database: Database, blob_store: BlobStore) -> None:
         self._checks: dict[str, Callable[[], Awaitable[object]]] = {
             "metadata": lambda: database.read(_select_one),
-            "blobs": lambda: blob_store.stat(ABSENT_DIGEST),
+            "blobs": blob_store.check,
         }
 
     async def answer(self, request: Request) -> Response:

@@ -75,6 +75,7 @@ class RegistryServices:
         return await self.registries.by_alias(alias)
 
     async def close(self) -> None:
+        self.blob_store.close()
         await self.database.close()
 
 

@@ -1,0 +1,391 @@
+"""Several `ecrd serve` processes over one store behave as one registry.
+
+Two deployments, each three processes on three ports:
+- PostgreSQL + S3: metadata in one PostgreSQL database, blobs in one bucket of an S3-protocol
+  server (moto) with GETs redirected to presigned URLs, and no folder shared between them;
+- SQLite + filesystem: one data folder shared by processes of one host.
+
+Every test names its stores itself, so the file runs in the SQLite pass only (it runs both).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import shutil
+import threading
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from botocore.exceptions import ClientError
+
+from tests.conftest import (
+    EcrdServer,
+    new_postgres_database,
+    require_postgres,
+    session_s3_server,
+)
+from tests.integration.conftest import Skopeo
+from tests.integration.helpers import layout_blobs
+from tests.oci_layouts import OCI_MANIFEST, Layout
+
+pytestmark = pytest.mark.metadata_independent
+
+PROCESSES = 3
+MiB = 1024 * 1024
+
+
+class Cluster:
+    """PROCESSES servers over one metadata store and one blob store."""
+
+    def __init__(self, kind: str, root: Path) -> None:
+        self.kind = kind
+        environment: dict[str, str] = {}
+        shared_data = root / "shared-data"
+        bucket = None
+        if kind == "postgresql+s3":
+            require_postgres()
+            s3 = session_s3_server()
+            bucket = s3.create_bucket()
+            environment = {
+                **s3.environment(),
+                "ECRD_DATABASE_URL": new_postgres_database(),
+                "ECRD_BLOB_STORE": "s3",
+                "ECRD_S3_BUCKET": bucket,
+                "ECRD_S3_ENDPOINT_URL": s3.endpoint_url,
+                "ECRD_S3_REDIRECT": "true",
+            }
+        else:
+            environment = {"ECRD_DATABASE_URL": f"sqlite:///{shared_data / 'metadata.db'}"}
+        self.servers = [
+            EcrdServer(
+                root / f"process-{index}" if kind == "postgresql+s3" else shared_data,
+                environment=environment,
+            )
+            for index in range(PROCESSES)
+        ]
+        for index, server in enumerate(self.servers):
+            # Each process logs to its own file, even where they share a data folder.
+            server.log_path = root / f"process-{index}.log"
+            server.s3_bucket = bucket
+
+    def start(self) -> None:
+        # All at once, as a deployment starts them: migrations and first keys happen once.
+        threads = [threading.Thread(target=server.start) for server in self.servers]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=120)
+        for server in self.servers:
+            if server.process is None:
+                raise RuntimeError(f"a process did not start: {server.log_path.read_text()}")
+
+    def stop(self) -> None:
+        for server in self.servers:
+            server.stop()
+
+
+@pytest.fixture(params=["postgresql+s3", "sqlite+filesystem"])
+def cluster(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Cluster]:
+    instance = Cluster(request.param, tmp_path)
+    try:
+        instance.start()
+        yield instance
+    finally:
+        instance.stop()
+
+
+def token_of(server: EcrdServer) -> str:
+    return server.registry_password()
+
+
+def client(server: EcrdServer, token: str) -> httpx.Client:
+    return httpx.Client(
+        base_url=server.url,
+        auth=("AWS", token),
+        timeout=60,
+        follow_redirects=True,
+    )
+
+
+def digest_of(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def test_processes_started_at_once_share_one_root_key_and_one_signing_key(
+    cluster: Cluster,
+) -> None:
+    # then there is one signing key and the bootstrap key exists once
+    first = cluster.servers[0]
+    assert [row[0] for row in first.metadata_query("SELECT generation FROM signing_keys")] == [1]
+    assert first.metadata_query("SELECT count(*) FROM access_keys")[0][0] == 1
+    # and a token issued by one process is accepted by every other
+    token = token_of(first)
+    for server in cluster.servers:
+        assert client(server, token).get("/v2/").status_code == 200
+
+
+def test_an_upload_started_on_one_process_is_continued_on_another_and_finished_on_a_third(
+    cluster: Cluster,
+) -> None:
+    a, b, c = cluster.servers
+    token = token_of(a)
+    # chunks below, across and above S3's 5 MiB part minimum
+    chunks = [os.urandom(3 * MiB), os.urandom(9 * MiB + 123), os.urandom(MiB // 2)]
+    data = b"".join(chunks)
+    repository = f"scale/{uuid.uuid4().hex[:8]}"
+    a.ecr().create_repository(repositoryName=repository)
+
+    # given an upload started on A
+    started = client(a, token).post(f"/v2/{repository}/blobs/uploads/")
+    assert started.status_code == 202, started.text
+    location = started.headers["location"]
+    # when its first chunks go to B and its last chunk and close go to C
+    offset = 0
+    for server, chunk in zip((b, b), chunks[:2], strict=True):
+        patched = client(server, token).patch(
+            location,
+            content=chunk,
+            headers={
+                "Content-Type": "application/octet-stream",
+                "Content-Range": f"{offset}-{offset + len(chunk) - 1}",
+            },
+        )
+        assert patched.status_code == 202, patched.text
+        offset += len(chunk)
+        assert patched.headers["range"] == f"0-{offset - 1}"
+        location = patched.headers["location"]
+    # (C knows how far the upload got without having seen any of it)
+    status = client(c, token).get(location)
+    assert (status.status_code, status.headers["range"]) == (204, f"0-{offset - 1}")
+    closed = client(c, token).put(
+        location,
+        params={"digest": digest_of(data)},
+        content=chunks[2],
+        headers={"Content-Type": "application/octet-stream"},
+    )
+    assert closed.status_code == 201, closed.text
+
+    # then every process serves the whole blob, byte for byte, and its size without reading it
+    for server in cluster.servers:
+        with client(server, token) as http:
+            head = http.head(f"/v2/{repository}/blobs/{digest_of(data)}")
+            assert head.headers["content-length"] == str(len(data))
+            body = http.get(f"/v2/{repository}/blobs/{digest_of(data)}").content
+            assert hashlib.sha256(body).hexdigest() == digest_of(data).partition(":")[2]
+            ranged = http.get(
+                f"/v2/{repository}/blobs/{digest_of(data)}", headers={"Range": "bytes=10-19"}
+            )
+            assert (ranged.status_code, ranged.content) == (206, data[10:20])
+    # and nothing of the upload is left in the blob store
+    assert a.stored_upload_ids() == set()
+    assert a.metadata_query("SELECT count(*) FROM uploads")[0][0] == 0
+
+
+def test_with_s3_a_blob_get_redirects_to_a_presigned_url_and_the_api_hands_one_out(
+    cluster: Cluster,
+) -> None:
+    if cluster.kind != "postgresql+s3":
+        pytest.skip("the filesystem store streams every blob itself")
+    a, b, _ = cluster.servers
+    token = token_of(a)
+    repository = f"scale/{uuid.uuid4().hex[:8]}"
+    data = os.urandom(4096)
+    with client(a, token) as http:
+        started = http.post(
+            f"/v2/{repository}/blobs/uploads/", params={"digest": digest_of(data)}, content=data
+        )
+        assert started.status_code == 201, started.text
+    # when B is asked for the blob without following redirects
+    with httpx.Client(base_url=b.url, auth=("AWS", token), timeout=30) as http:
+        answer = http.get(f"/v2/{repository}/blobs/{digest_of(data)}")
+        head = http.head(f"/v2/{repository}/blobs/{digest_of(data)}")
+    # then it answers 307 to the S3 server, whose presigned URL gives the bytes without
+    # credentials; HEAD answers itself, with the size
+    assert answer.status_code == 307, answer.text
+    s3_url = answer.headers["location"]
+    assert s3_url.startswith(session_s3_server().endpoint_url)
+    assert httpx.get(s3_url, timeout=30).content == data
+    assert (head.status_code, head.headers["content-length"]) == (200, str(len(data)))
+    # and GetDownloadUrlForLayer hands out such a URL too, as ECR hands out S3's
+    url = b.ecr().get_download_url_for_layer(
+        repositoryName=repository, layerDigest=digest_of(data)
+    )["downloadUrl"]
+    assert url.startswith(session_s3_server().endpoint_url)
+    assert httpx.get(url, timeout=30).content == data
+
+
+def test_an_image_pushed_to_one_process_is_pulled_from_another_with_skopeo(
+    cluster: Cluster,
+    tmp_path: Path,
+    containers_config: dict[str, Path],
+) -> None:
+    if shutil.which("skopeo") is None:
+        pytest.skip("skopeo is not installed")
+    a, b, c = cluster.servers
+    token = token_of(a)
+    auth_file = tmp_path / "auth.json"
+    logins = {server.host: token for server in cluster.servers}
+    auth_file.write_text(
+        json.dumps(
+            {
+                "auths": {
+                    host: {"auth": base64.b64encode(f"AWS:{password}".encode()).decode()}
+                    for host, password in logins.items()
+                }
+            }
+        )
+    )
+    environment = {**os.environ, "REGISTRY_AUTH_FILE": str(auth_file)}
+    environment["CONTAINERS_REGISTRIES_CONF"] = str(containers_config["registries"])
+    # given an image whose layer is larger than an S3 part
+    layout = Layout(tmp_path / "image")
+    image = layout.add_image(layer_bytes=7 * MiB, seed=uuid.uuid4().hex)
+    layout.tag(image, "v1")
+    repository = f"scale/{uuid.uuid4().hex[:8]}"
+    # when it is pushed to A and pulled from B and from C
+    Skopeo(a, containers_config["policy"], environment).push(layout.root, "v1", repository, "v1")
+    for server in (b, c):
+        copy = tmp_path / f"copy-{server.port}"
+        Skopeo(server, containers_config["policy"], environment).pull(repository, "v1", copy, "v1")
+        # then the pulled blobs are the pushed ones, byte for byte
+        assert layout_blobs(copy) == layout_blobs(layout.root)
+
+
+def test_policy_and_repository_changes_on_one_process_apply_at_once_on_another(
+    cluster: Cluster,
+) -> None:
+    a, b, _ = cluster.servers
+    token = token_of(a)
+    repository = f"scale/{uuid.uuid4().hex[:8]}"
+    a.ecr().create_repository(repositoryName=repository)
+    user = a.create_key(user="puller", policies=[_allow("ecr:*")])
+    user_token = _token_for(a, user.access_key_id, user.secret_access_key)
+    assert client(b, user_token).get(f"/v2/{repository}/tags/list").status_code == 200
+
+    # when A sets a repository policy denying the user, then B refuses the user at once
+    a.ecr().set_repository_policy(
+        repositoryName=repository,
+        policyText=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Deny",
+                        "Principal": {"AWS": user.arn},
+                        "Action": "ecr:*",
+                    }
+                ],
+            }
+        ),
+    )
+    assert client(b, user_token).get(f"/v2/{repository}/tags/list").status_code == 403
+    # when A deletes the repository, then B says it is unknown at once
+    a.ecr().delete_repository(repositoryName=repository, force=True)
+    gone = client(b, token).get(f"/v2/{repository}/tags/list")
+    assert gone.status_code == 404
+    assert gone.json()["errors"][0]["code"] == "NAME_UNKNOWN"
+    with pytest.raises(ClientError) as raised:
+        b.ecr().describe_repositories(repositoryNames=[repository])
+    assert raised.value.response["Error"]["Code"] == "RepositoryNotFoundException"
+
+
+def test_concurrent_pushes_of_one_immutable_tag_to_two_processes_let_one_win(
+    cluster: Cluster,
+) -> None:
+    a, b, _ = cluster.servers
+    token = token_of(a)
+    repository = f"scale/{uuid.uuid4().hex[:8]}"
+    a.ecr().create_repository(repositoryName=repository, imageTagMutability="IMMUTABLE")
+    with client(a, token) as http:
+        config = b"{}"
+        stored = http.post(
+            f"/v2/{repository}/blobs/uploads/", params={"digest": digest_of(config)}, content=config
+        )
+        assert stored.status_code == 201, stored.text
+    for round_number in range(5):
+        tag = f"v{round_number}"
+        manifests = [_manifest(config, annotation=f"{tag}-{side}") for side in ("a", "b")]
+        answers: list[httpx.Response] = []
+        barrier = threading.Barrier(2)
+
+        threads = [
+            threading.Thread(
+                target=_put_manifest_at_once,
+                args=(server, token, f"/v2/{repository}/manifests/{tag}", manifest, barrier),
+                kwargs={"answers": answers},
+            )
+            for server, manifest in zip((a, b), manifests, strict=True)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+        # then exactly one push wins and the other is told the tag is immutable
+        statuses = sorted(answer.status_code for answer in answers)
+        assert statuses == [201, 400], [answer.text for answer in answers]
+        refused = next(answer for answer in answers if answer.status_code == 400)
+        assert refused.json()["errors"][0]["code"] == "TAG_INVALID"
+        winner = next(answer for answer in answers if answer.status_code == 201)
+        served = client(b, token).head(
+            f"/v2/{repository}/manifests/{tag}", headers={"Accept": OCI_MANIFEST}
+        )
+        assert served.headers["docker-content-digest"] == winner.headers["docker-content-digest"]
+
+
+def _put_manifest_at_once(
+    server: EcrdServer,
+    token: str,
+    path: str,
+    manifest: bytes,
+    barrier: threading.Barrier,
+    answers: list[httpx.Response],
+) -> None:
+    """PUT a manifest once every other thread at the barrier is ready to PUT too."""
+    with client(server, token) as http:
+        barrier.wait(timeout=30)
+        answers.append(http.put(path, content=manifest, headers={"Content-Type": OCI_MANIFEST}))
+
+
+def _manifest(config: bytes, annotation: str) -> bytes:
+    return json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": {
+                "mediaType": "application/vnd.oci.image.config.v1+json",
+                "digest": digest_of(config),
+                "size": len(config),
+            },
+            "layers": [],
+            "annotations": {"round": annotation},
+        }
+    ).encode()
+
+
+def _allow(action: str) -> dict[str, object]:
+    return {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": action, "Resource": "*"}],
+    }
+
+
+def _token_for(server: EcrdServer, access_key_id: str, secret: str) -> str:
+    import boto3
+    from botocore.config import Config
+
+    ecr = boto3.client(
+        "ecr",
+        endpoint_url=server.url,
+        region_name="us-east-1",
+        aws_access_key_id=access_key_id,
+        aws_secret_access_key=secret,
+        config=Config(retries={"max_attempts": 1}),
+    )
+    answer = ecr.get_authorization_token()["authorizationData"][0]
+    return base64.b64decode(answer["authorizationToken"]).decode().removeprefix("AWS:")
