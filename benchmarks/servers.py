@@ -151,22 +151,27 @@ class Server:
 
     def cpu_seconds(self) -> float:
         """CPU time (user + system) the server process and its children have used so far."""
-        import psutil
-
-        process = psutil.Process(self.pid)
-        times = process.cpu_times()
-        total = times.user + times.system + times.children_user + times.children_system
-        for child in process.children(recursive=True):
-            with contextlib.suppress(psutil.NoSuchProcess):
-                child_times = child.cpu_times()
-                total += child_times.user + child_times.system
-        return total
+        return process_cpu_seconds(self.pid)
 
     def log_tail(self, lines: int = 30) -> str:
         try:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
         except OSError:
             return "(no log)"
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) process `pid` and its children have used so far."""
+    import psutil
+
+    process = psutil.Process(pid)
+    times = process.cpu_times()
+    total = times.user + times.system + times.children_user + times.children_system
+    for child in process.children(recursive=True):
+        with contextlib.suppress(psutil.NoSuchProcess):
+            child_times = child.cpu_times()
+            total += child_times.user + child_times.system
+    return total
 
 
 def registry_login(base: str, key: AccessKey) -> str:
@@ -187,8 +192,17 @@ def registry_login(base: str, key: AccessKey) -> str:
     return f"Basic {data['authorizationToken']}"
 
 
-def ecrd_server(workdir: Path) -> Server:
-    """ecrd with authentication on (IAM mode), started with a fresh root key to log in with."""
+def ecrd_server(
+    workdir: Path,
+    environment: dict[str, str] | None = None,
+    access_key: AccessKey | None = None,
+) -> Server:
+    """ecrd with authentication on (IAM mode), started with a fresh root key to log in with.
+
+    `environment` adds (or overrides) ECRD_* and other variables, such as another metadata or
+    blob store; `access_key` is the root key to use instead of a fresh one, so that several
+    processes over one database bootstrap the same key.
+    """
     port = free_port()
     data = workdir / "ecrd-data"
     command = [
@@ -203,7 +217,7 @@ def ecrd_server(workdir: Path) -> Server:
         "--log-level",
         "error",
     ]
-    key = AccessKey(
+    key = access_key or AccessKey(
         "AKIA" + "".join(secrets.choice("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567") for _ in range(16)),
         secrets.token_hex(20),
     )
@@ -212,6 +226,7 @@ def ecrd_server(workdir: Path) -> Server:
         "ECRD_REGION": REGION,
         "ECRD_BOOTSTRAP_ACCESS_KEY_ID": key.access_key_id,
         "ECRD_BOOTSTRAP_SECRET_ACCESS_KEY": key.secret_access_key,
+        **(environment or {}),
     }
     return Server("ecrd", command, port, workdir, env=env, access_key=key)
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -20,9 +18,11 @@ from ecrd.aws.endpoint import AwsEndpoint
 from ecrd.aws.model import load_services
 from ecrd.aws.operations import operation_tables
 from ecrd.errors import RegistryError
+from ecrd.jobs.catalog import scheduled_jobs
+from ecrd.jobs.runner import JobRunner
 from ecrd.observability.health import Readiness, liveness
 from ecrd.observability.home import HomePage
-from ecrd.observability.metrics import JobMetrics, Metrics, MetricsEndpoint, operation_labels
+from ecrd.observability.metrics import Metrics, MetricsEndpoint, operation_labels
 from ecrd.observability.middleware import ObservedRequests
 from ecrd.oci.access import Unauthorized, unauthorized
 from ecrd.oci.errors import OciError, error_response, oci_error, registry_error
@@ -33,9 +33,8 @@ from ecrd.settings import Settings
 from ecrd.web.gallery import gallery_routes
 
 _API_VERSION_HEADER = (b"docker-distribution-api-version", b"registry/2.0")
-UPLOAD_SWEEP_INTERVAL_SECONDS = 3600
-UPLOAD_SWEEP_JOB = "upload_sweep"
-BACKGROUND_JOBS = (UPLOAD_SWEEP_JOB,)
+# How long a stopping server waits for a running background job before cancelling it.
+SHUTDOWN_GRACE_SECONDS = 10.0
 logger = logging.getLogger("ecrd")
 
 
@@ -72,24 +71,13 @@ async def _http_error(request: Request, error: Exception) -> Response:
     return error_response(request, error.status_code, "NAME_UNKNOWN", "no such endpoint")
 
 
-async def _sweep_uploads(services: RegistryServices, expiry_seconds: int, jobs: JobMetrics) -> None:
-    """Hourly, drop uploads abandoned for longer than the configured expiry."""
-    while True:
-        try:
-            with jobs.run(UPLOAD_SWEEP_JOB):
-                removed = await services.uploads.expire(expiry_seconds)
-            if removed:
-                logger.info("removed %d abandoned uploads", removed)
-        except Exception:  # a failed sweep must not end the loop; the next one retries
-            logger.exception("upload sweep failed")
-        await asyncio.sleep(UPLOAD_SWEEP_INTERVAL_SECONDS)
-
-
 def create_app(settings: Settings, migrate: bool = True) -> Starlette:
     """The ASGI application. `migrate` brings the schema up to date at start."""
     services: RegistryServices = build_services(settings)
     aws_services = load_services()
-    metrics = Metrics(operation_labels(aws_services), BACKGROUND_JOBS)
+    jobs = scheduled_jobs(services, settings)
+    metrics = Metrics(operation_labels(aws_services), [job.name for job in jobs])
+    runner = JobRunner(services.database, jobs, metrics.jobs, background=services.background)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -97,13 +85,10 @@ def create_app(settings: Settings, migrate: bool = True) -> Starlette:
             await services.database.migrate()
         await services.tokens.start(legacy_signing_secret(settings.data_dir))
         await services.registry_for_host(None)
-        sweeper = asyncio.create_task(
-            _sweep_uploads(services, settings.upload_expiry_seconds, metrics.jobs)
-        )
+        await runner.start()
         yield
-        sweeper.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await sweeper
+        # A job that is running gets time to end, and pull-time writes are drained.
+        await runner.stop(timeout=SHUTDOWN_GRACE_SECONDS)
         await services.close()
 
     aws_endpoint = AwsEndpoint(aws_services, operation_tables())

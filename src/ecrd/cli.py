@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from ecrd.jobs.commands import jobs_group
 from ecrd.settings import Settings, SettingsError, load_settings
 
 # The metadata store is imported only by the commands that use it, so `ecrd --help` and
@@ -223,3 +224,6 @@ def _with_identities(settings: Settings, work: Callable[[IdentityStore], Awaitab
             await database.close()
 
     asyncio.run(run())
+
+
+main.add_command(jobs_group(store_options, _settings))

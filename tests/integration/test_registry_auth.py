@@ -867,6 +867,8 @@ def _signed_url(server: EcrdServer, path: str, expires: int) -> str:
     )
 
 
+# ecrd's own download URLs: with S3, GetDownloadUrlForLayer hands out S3's.
+@pytest.mark.filesystem_blobs
 def test_presigned_download_url_works_without_credentials_and_only_as_issued(
     server: EcrdServer, skopeo: Skopeo, tmp_path: Path
 ) -> None:
@@ -1094,6 +1096,8 @@ def test_token_stops_working_when_the_users_last_key_is_deleted(
     )
 
 
+# ecrd's own download URLs: with S3, GetDownloadUrlForLayer hands out S3's.
+@pytest.mark.filesystem_blobs
 def test_no_secret_or_token_reaches_a_debug_log(skopeo: Skopeo, tmp_path: Path) -> None:
     # given a server of its own logging at debug level (every request is logged)
     debug = EcrdServer(tmp_path / "data", environment={"ECRD_LOG_LEVEL": "debug"})

@@ -40,28 +40,31 @@ PROCESSES = 3
 MiB = 1024 * 1024
 
 
+def store_environment(kind: str, shared_data: Path) -> tuple[dict[str, str], str | None]:
+    """The settings of a deployment's stores, and its bucket (None for the filesystem)."""
+    if kind == "sqlite+filesystem":
+        return {"ECRD_DATABASE_URL": f"sqlite:///{shared_data / 'metadata.db'}"}, None
+    require_postgres()
+    s3 = session_s3_server()
+    bucket = s3.create_bucket()
+    environment = {
+        **s3.environment(),
+        "ECRD_DATABASE_URL": new_postgres_database(),
+        "ECRD_BLOB_STORE": "s3",
+        "ECRD_S3_BUCKET": bucket,
+        "ECRD_S3_ENDPOINT_URL": s3.endpoint_url,
+        "ECRD_S3_REDIRECT": "true",
+    }
+    return environment, bucket
+
+
 class Cluster:
     """PROCESSES servers over one metadata store and one blob store."""
 
     def __init__(self, kind: str, root: Path) -> None:
         self.kind = kind
-        environment: dict[str, str] = {}
         shared_data = root / "shared-data"
-        bucket = None
-        if kind == "postgresql+s3":
-            require_postgres()
-            s3 = session_s3_server()
-            bucket = s3.create_bucket()
-            environment = {
-                **s3.environment(),
-                "ECRD_DATABASE_URL": new_postgres_database(),
-                "ECRD_BLOB_STORE": "s3",
-                "ECRD_S3_BUCKET": bucket,
-                "ECRD_S3_ENDPOINT_URL": s3.endpoint_url,
-                "ECRD_S3_REDIRECT": "true",
-            }
-        else:
-            environment = {"ECRD_DATABASE_URL": f"sqlite:///{shared_data / 'metadata.db'}"}
+        environment, bucket = store_environment(kind, shared_data)
         self.servers = [
             EcrdServer(
                 root / f"process-{index}" if kind == "postgresql+s3" else shared_data,
@@ -220,33 +223,39 @@ def test_with_s3_a_blob_get_redirects_to_a_presigned_url_and_the_api_hands_one_o
     assert httpx.get(url, timeout=30).content == data
 
 
+def skopeo_environment(
+    servers: list[EcrdServer], token: str, folder: Path, containers_config: dict[str, Path]
+) -> dict[str, str]:
+    """skopeo's environment, logged in to every server with one token."""
+    if shutil.which("skopeo") is None:
+        pytest.skip("skopeo is not installed")
+    auth_file = folder / "auth.json"
+    login = base64.b64encode(f"AWS:{token}".encode()).decode()
+    auth_file.write_text(
+        json.dumps({"auths": {server.host: {"auth": login} for server in servers}})
+    )
+    return {
+        **os.environ,
+        "REGISTRY_AUTH_FILE": str(auth_file),
+        "CONTAINERS_REGISTRIES_CONF": str(containers_config["registries"]),
+    }
+
+
+def image_larger_than_a_part(folder: Path) -> Layout:
+    """An OCI layout tagged v1 whose layer is larger than an S3 part."""
+    layout = Layout(folder)
+    layout.tag(layout.add_image(layer_bytes=7 * MiB, seed=uuid.uuid4().hex), "v1")
+    return layout
+
+
 def test_an_image_pushed_to_one_process_is_pulled_from_another_with_skopeo(
     cluster: Cluster,
     tmp_path: Path,
     containers_config: dict[str, Path],
 ) -> None:
-    if shutil.which("skopeo") is None:
-        pytest.skip("skopeo is not installed")
     a, b, c = cluster.servers
-    token = token_of(a)
-    auth_file = tmp_path / "auth.json"
-    logins = {server.host: token for server in cluster.servers}
-    auth_file.write_text(
-        json.dumps(
-            {
-                "auths": {
-                    host: {"auth": base64.b64encode(f"AWS:{password}".encode()).decode()}
-                    for host, password in logins.items()
-                }
-            }
-        )
-    )
-    environment = {**os.environ, "REGISTRY_AUTH_FILE": str(auth_file)}
-    environment["CONTAINERS_REGISTRIES_CONF"] = str(containers_config["registries"])
-    # given an image whose layer is larger than an S3 part
-    layout = Layout(tmp_path / "image")
-    image = layout.add_image(layer_bytes=7 * MiB, seed=uuid.uuid4().hex)
-    layout.tag(image, "v1")
+    environment = skopeo_environment(cluster.servers, token_of(a), tmp_path, containers_config)
+    layout = image_larger_than_a_part(tmp_path / "image")
     repository = f"scale/{uuid.uuid4().hex[:8]}"
     # when it is pushed to A and pulled from B and from C
     Skopeo(a, containers_config["policy"], environment).push(layout.root, "v1", repository, "v1")
@@ -255,6 +264,36 @@ def test_an_image_pushed_to_one_process_is_pulled_from_another_with_skopeo(
         Skopeo(server, containers_config["policy"], environment).pull(repository, "v1", copy, "v1")
         # then the pulled blobs are the pushed ones, byte for byte
         assert layout_blobs(copy) == layout_blobs(layout.root)
+
+
+@pytest.mark.parametrize("kind", ["postgresql+s3", "sqlite+filesystem"])
+def test_workers_on_one_port_push_and_pull_as_one_registry(
+    kind: str, tmp_path: Path, containers_config: dict[str, Path]
+) -> None:
+    # given one server with three worker processes on one port
+    environment, bucket = store_environment(kind, tmp_path / "data")
+    server = EcrdServer(tmp_path / "data", ["--workers", "3"], environment=environment)
+    server.s3_bucket = bucket
+    server.start()
+    try:
+        skopeo = Skopeo(
+            server,
+            containers_config["policy"],
+            skopeo_environment([server], token_of(server), tmp_path, containers_config),
+        )
+        layout = image_larger_than_a_part(tmp_path / "image")
+        # when images are pushed and pulled several times (connections land on any worker)
+        for round_number in range(3):
+            repository = f"workers/{round_number}"
+            skopeo.push(layout.root, "v1", repository, "v1")
+            copy = tmp_path / f"copy-{round_number}"
+            skopeo.pull(repository, "v1", copy, "v1")
+            # then every pull gives the pushed bytes
+            assert layout_blobs(copy) == layout_blobs(layout.root)
+        # and the workers made one signing key between them
+        assert len(server.metadata_query("SELECT generation FROM signing_keys")) == 1
+    finally:
+        server.stop()
 
 
 def test_policy_and_repository_changes_on_one_process_apply_at_once_on_another(

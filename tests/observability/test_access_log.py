@@ -7,6 +7,7 @@ import re
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
+import pytest
 
 from tests.conftest import ACCOUNT_ID, ROOT_SECRET_ACCESS_KEY, EcrdServer, basic_login
 from tests.observability.helpers import access_line_of
@@ -75,6 +76,8 @@ def test_an_anonymous_refusal_is_logged_as_anonymous(server: EcrdServer) -> None
     assert (line["principal"], line["path"], line["status"]) == ("anonymous", "/v2/", "401")
 
 
+# ecrd's own download URLs: with S3, GetDownloadUrlForLayer hands out S3's.
+@pytest.mark.filesystem_blobs
 def test_no_token_password_or_signature_reaches_the_access_log(
     server: EcrdServer, client: httpx.Client, repository_name: str
 ) -> None:

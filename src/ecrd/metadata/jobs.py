@@ -247,7 +247,7 @@ class JobStore:
                     return Claim(run_id=None)
                 return Claim(None, row.lease_holder, as_utc(row.lease_until))
             connection.execute(mark_abandoned)
-            run_id = connection.execute(record_run).inserted_primary_key[0]
+            run_id = connection.execute(record_run.returning(job_runs.c.id)).scalar_one()
             return Claim(run_id=int(run_id))
 
         return await self._database.write(work)

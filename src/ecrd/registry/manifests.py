@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ from ecrd.errors import (
     ManifestTooLarge,
     TagInvalid,
 )
+from ecrd.jobs.background import BackgroundTasks
 from ecrd.metadata.manifests import ManifestStore
 from ecrd.metadata.records import (
     Manifest,
@@ -57,13 +57,16 @@ class ManifestPush:
 
 
 class ManifestService:
-    def __init__(self, manifests: ManifestStore, max_manifest_bytes: int) -> None:
+    def __init__(
+        self, manifests: ManifestStore, max_manifest_bytes: int, background: BackgroundTasks
+    ) -> None:
         self._manifests = manifests
         self.max_manifest_bytes = max_manifest_bytes
+        # Pull-time writes go here, so that a shutdown waits for them (the job runner drains it).
+        self._background = background
         # Keyed by (id, pushed-at): SQLite reuses the id of a deleted row, even for the same
         # digest, but a manifest stored again has a new push time.
         self._pulls_recorded: dict[tuple[int, datetime], float] = {}
-        self._pull_writes: set[asyncio.Task[None]] = set()
 
     def prepare_put(
         self,
@@ -196,6 +199,4 @@ class ManifestService:
         if len(self._pulls_recorded) >= MAX_REMEMBERED_PULLS:
             self._pulls_recorded.clear()
         self._pulls_recorded[key] = now
-        task = asyncio.create_task(self._manifests.record_pull(manifest.id, utcnow()))
-        self._pull_writes.add(task)
-        task.add_done_callback(self._pull_writes.discard)
+        self._background.spawn(self._manifests.record_pull(manifest.id, utcnow()))

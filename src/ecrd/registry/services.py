@@ -8,6 +8,7 @@ from ecrd.auth.authorizer import Authorizer
 from ecrd.auth.tokens import TokenIssuer
 from ecrd.blobs.filesystem import FilesystemBlobStore
 from ecrd.blobs.store import BlobStore
+from ecrd.jobs.background import BackgroundTasks
 from ecrd.metadata.blobs import BlobRecords
 from ecrd.metadata.database import Database
 from ecrd.metadata.identities import IdentityStore
@@ -31,6 +32,8 @@ from ecrd.settings import Settings
 @dataclass(frozen=True)
 class RegistryServices:
     database: Database
+    # Fire-and-forget writes (pull times), drained at shutdown by the job runner.
+    background: BackgroundTasks
     # The store itself, for what asks it directly (the readiness check).
     blob_store: BlobStore
     registries: RegistryStore
@@ -100,11 +103,13 @@ def build_services(settings: Settings, database: Database | None = None) -> Regi
     uploads = UploadService(
         UploadStore(database), blob_records, blob_store, settings.max_open_uploads
     )
-    manifests = ManifestService(ManifestStore(database), settings.max_manifest_bytes)
+    background = BackgroundTasks()
+    manifests = ManifestService(ManifestStore(database), settings.max_manifest_bytes, background)
     registries = RegistryStore(database, RegistryHosts(settings).default_alias)
     repository_store = RepositoryStore(database)
     return RegistryServices(
         database=database,
+        background=background,
         blob_store=blob_store,
         registries=registries,
         repositories=RepositoryService(

@@ -1,0 +1,63 @@
+"""The jobs ecrd runs in the background, built from the services they call.
+
+A job calls the same service functions a request does: services know nothing of schedules.
+The server runs these on their schedule; `ecrd jobs run NAME` runs one now.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+from ecrd.jobs.runner import Job
+
+if TYPE_CHECKING:
+    from ecrd.registry.services import RegistryServices
+    from ecrd.settings import Settings
+
+UPLOAD_SWEEP = "upload_sweep"
+SIGNING_KEY_ROTATION = "signing_key_rotation"
+
+
+def scheduled_jobs(services: RegistryServices, settings: Settings) -> list[Job]:
+    """Every job, its work bound to `services` and `settings`."""
+    expiry_seconds = settings.upload_expiry_seconds
+
+    rotation_age = timedelta(days=settings.signing_key_rotation_days)
+
+    async def sweep_uploads() -> Mapping[str, int]:
+        return {"removed": await services.uploads.expire(expiry_seconds)}
+
+    async def rotate_signing_key() -> Mapping[str, int]:
+        return {"rotated": int(await services.tokens.rotate(rotation_age) is not None)}
+
+    return [
+        Job(
+            name=UPLOAD_SWEEP,
+            interval=timedelta(hours=1),
+            run=sweep_uploads,
+            description=f"remove uploads untouched for {duration_text(expiry_seconds)} "
+            "(upload_expiry_seconds)",
+        ),
+        Job(
+            name=SIGNING_KEY_ROTATION,
+            interval=timedelta(hours=1),
+            run=rotate_signing_key,
+            description="put a new token signing key in once the newest is "
+            f"{settings.signing_key_rotation_days} days old (signing_key_rotation_days)",
+        ),
+    ]
+
+
+def duration_text(seconds: float) -> str:
+    """3600 -> "1h", 604800 -> "7d", 90 -> "1m30s", 0.5 -> "0.5s"."""
+    if seconds != int(seconds) or seconds < 1:
+        return f"{seconds:g}s"
+    remaining = int(seconds)
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        count, remaining = divmod(remaining, size)
+        if count:
+            parts.append(f"{count}{unit}")
+    return "".join(parts)
