@@ -81,12 +81,12 @@ def test_flags_are_named_with_the_commands_that_take_them() -> None:
     # given the entries
     by_name = {entry.name: entry for entry in setting_entries()}
 
-    # then the serve flags are there, the store flags belong to both commands, and a
+    # then the serve flags are there, the store flags belong to every command, and a
     # setting without a flag names none
     assert (by_name["port"].flag, by_name["port"].flag_commands) == ("--port", ("ecrd serve",))
     assert by_name["data_dir"].flag == "--data-dir"
-    assert by_name["data_dir"].flag_commands == ("ecrd serve", "ecrd keys")
-    assert by_name["database_url"].flag_commands == ("ecrd serve", "ecrd keys")
+    assert by_name["data_dir"].flag_commands == ("ecrd serve", "ecrd keys", "ecrd jobs")
+    assert by_name["database_url"].flag_commands == ("ecrd serve", "ecrd keys", "ecrd jobs")
     assert (by_name["region"].flag, by_name["region"].flag_commands) == (None, ())
 
 

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import EcrdServer
+from tests.integration.docker_engine import Docker, DockerEngine, EngineUnavailable
 from tests.integration.helpers import run, run_bytes
 
 REGISTRIES_CONF = 'unqualified-search-registries = []\nshort-name-mode = "disabled"\n'
@@ -176,3 +177,39 @@ def podman(
         )
     yield instance
     instance("rmi", "--all", "--force", check=False)
+
+
+# The Docker engine: one dockerd for the session (docker_engine.py).
+
+
+def engine_missing(reason: str) -> None:
+    """Under CI a missing or broken engine is a failure; elsewhere the tests are skipped."""
+    if os.environ.get("CI", "").lower() in ("true", "1"):
+        pytest.fail(f"the Docker engine is required under CI: {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def docker_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DockerEngine]:
+    engine = DockerEngine(tmp_path_factory.mktemp("docker-engine"))
+    try:
+        engine.start()
+    except EngineUnavailable as error:
+        engine.stop()
+        engine_missing(str(error))
+    yield engine
+    engine.stop()
+
+
+@pytest.fixture
+def docker(docker_engine: DockerEngine, tmp_path: Path) -> Docker:
+    """The docker client with a config folder (logins) of the test's own, logged in nowhere."""
+    return Docker(docker_engine, tmp_path / "docker-config")
+
+
+@pytest.fixture
+def skopeo_policy(containers_config: dict[str, Path]) -> Path:
+    """The signature policy for skopeo, which writes the archives docker loads."""
+    if shutil.which("skopeo") is None:
+        engine_missing("skopeo is not installed (it builds the archives docker loads)")
+    return containers_config["policy"]

@@ -11,6 +11,7 @@ No --insecure-registry is given: dockerd treats 127.0.0.0/8 as insecure (plain H
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -18,10 +19,12 @@ import signal
 import subprocess
 import tempfile
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.integration.helpers import CommandFailed
+from tests.integration.helpers import CommandFailed, layout_blob
+from tests.oci_layouts import Layout
 
 DOCKERD = "dockerd"
 # Debian's client (docker.io, the same release as its dockerd) rather than the Docker 28
@@ -235,3 +238,31 @@ class Docker:
             environment=dict(os.environ),
         )  # fmt: skip
         self("load", "--input", str(archive))
+
+
+@dataclass(frozen=True)
+class LoadedImage:
+    """An image loaded into the engine: its local name and its config digest (= image id)."""
+
+    local_name: str
+    image_id: str
+
+
+def load_image(
+    docker: Docker,
+    folder: Path,
+    policy: Path,
+    arch: str = "amd64",
+    seed: str | None = None,
+    layer_bytes: int = 512,
+) -> LoadedImage:
+    """Build a single-platform image (tiny by default) offline and load it into the engine."""
+    seed = seed or uuid.uuid4().hex
+    layout_folder = folder / f"layout-{seed[:12]}-{arch}"
+    layout = Layout(layout_folder)
+    manifest_descriptor = layout.add_image(arch, layer_bytes=layer_bytes, seed=seed)
+    layout.tag(manifest_descriptor, "v1")
+    manifest = json.loads(layout_blob(layout_folder, manifest_descriptor.digest))
+    local_name = f"ecrd-local/{seed[:12]}-{arch}:v1"
+    docker.load_layout(layout_folder, "v1", local_name, policy)
+    return LoadedImage(local_name, manifest["config"]["digest"])

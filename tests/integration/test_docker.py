@@ -9,16 +9,10 @@ from __future__ import annotations
 
 import base64
 import json
-import os
-import shutil
 import sys
 import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from tests.conftest import (
     REGION,
@@ -31,7 +25,8 @@ from tests.integration.conftest import Skopeo
 from tests.integration.docker_engine import (
     Docker,
     DockerEngine,
-    EngineUnavailable,
+    LoadedImage,
+    load_image,
     output_tail,
     run_command,
 )
@@ -50,62 +45,6 @@ PULL_ACTIONS = [
     "ecr:GetDownloadUrlForLayer",
     "ecr:BatchCheckLayerAvailability",
 ]
-
-
-def engine_missing(reason: str) -> None:
-    """Under CI a missing or broken engine is a failure; elsewhere the tests are skipped."""
-    if os.environ.get("CI", "").lower() in ("true", "1"):
-        pytest.fail(f"the Docker engine is required under CI: {reason}")
-    pytest.skip(reason)
-
-
-@pytest.fixture(scope="session")
-def docker_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DockerEngine]:
-    engine = DockerEngine(tmp_path_factory.mktemp("docker-engine"))
-    try:
-        engine.start()
-    except EngineUnavailable as error:
-        engine.stop()
-        engine_missing(str(error))
-    yield engine
-    engine.stop()
-
-
-@pytest.fixture
-def docker(docker_engine: DockerEngine, tmp_path: Path) -> Docker:
-    """The docker client with a config folder (logins) of the test's own, logged in nowhere."""
-    return Docker(docker_engine, tmp_path / "docker-config")
-
-
-@pytest.fixture
-def skopeo_policy(containers_config: dict[str, Path]) -> Path:
-    """The signature policy for skopeo, which writes the archives docker loads."""
-    if shutil.which("skopeo") is None:
-        engine_missing("skopeo is not installed (it builds the archives docker loads)")
-    return containers_config["policy"]
-
-
-@dataclass(frozen=True)
-class LoadedImage:
-    """An image loaded into the engine: its local name and its config digest (= image id)."""
-
-    local_name: str
-    image_id: str
-
-
-def load_image(
-    docker: Docker, folder: Path, policy: Path, arch: str = "amd64", seed: str | None = None
-) -> LoadedImage:
-    """Build a tiny single-platform image offline and load it into the engine."""
-    seed = seed or uuid.uuid4().hex
-    layout_folder = folder / f"layout-{seed[:12]}-{arch}"
-    layout = Layout(layout_folder)
-    manifest_descriptor = layout.add_image(arch, layer_bytes=512, seed=seed)
-    layout.tag(manifest_descriptor, "v1")
-    manifest = json.loads(layout_blob(layout_folder, manifest_descriptor.digest))
-    local_name = f"ecrd-local/{seed[:12]}-{arch}:v1"
-    docker.load_layout(layout_folder, "v1", local_name, policy)
-    return LoadedImage(local_name, manifest["config"]["digest"])
 
 
 def registry_digest(server: EcrdServer, repository: str, tag: str) -> str:

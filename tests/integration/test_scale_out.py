@@ -31,6 +31,7 @@ from tests.conftest import (
     session_s3_server,
 )
 from tests.integration.conftest import Skopeo
+from tests.integration.docker_engine import Docker, load_image, output_tail
 from tests.integration.helpers import layout_blobs
 from tests.oci_layouts import OCI_MANIFEST, Layout
 
@@ -264,6 +265,26 @@ def test_an_image_pushed_to_one_process_is_pulled_from_another_with_skopeo(
         Skopeo(server, containers_config["policy"], environment).pull(repository, "v1", copy, "v1")
         # then the pulled blobs are the pushed ones, byte for byte
         assert layout_blobs(copy) == layout_blobs(layout.root)
+
+
+def test_an_image_the_docker_engine_pushed_to_one_process_is_pulled_from_another(
+    cluster: Cluster, docker: Docker, skopeo_policy: Path, tmp_path: Path
+) -> None:
+    a, b, _ = cluster.servers
+    token = token_of(a)
+    # given an image in the engine whose layer is larger than an S3 part, pushed to A
+    image = load_image(docker, tmp_path, skopeo_policy, layer_bytes=7 * MiB)
+    repository = f"scale/{uuid.uuid4().hex[:8]}"
+    for server in (a, b):
+        docker.login(server.host, token)
+    docker("tag", image.local_name, f"{a.host}/{repository}:v1")
+    digest = docker.push(f"{a.host}/{repository}:v1")
+    docker("rmi", "--force", image.image_id)
+    # when the engine pulls it from B (with S3, its layers come from presigned URLs)
+    pulled = docker("pull", f"{b.host}/{repository}:v1")
+    # then it is the same image, under the digest A stored
+    assert f"Digest: {digest}" in pulled.stdout, output_tail(pulled)
+    assert docker.image_id(f"{b.host}/{repository}:v1") == image.image_id
 
 
 @pytest.mark.parametrize("kind", ["postgresql+s3", "sqlite+filesystem"])

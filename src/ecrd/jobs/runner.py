@@ -5,8 +5,8 @@ A job is a name, an interval and a coroutine function that does the work and ret
 ({"removed": 3}). Every process runs a JobRunner with the same jobs; the database decides
 which process runs each tick (see JobStore for the rows):
 
-    start()     a schedule row per job, if none (a new job is first due within
-                min(interval * jitter, 1 minute): soon, but not at the busy moment of a start)
+    start()     a schedule row per job, if none: a new job is due at once (a fresh store is
+                swept at its first start; later starts find the row and keep its time)
     every poll  read the schedule rows; for a job due and free, take it with ONE conditional
                 UPDATE (JobStore.take) that moves next_run_at to now + interval *
                 (1 + uniform(0, jitter)) and leases the job until now + lease; the process
@@ -67,8 +67,6 @@ if TYPE_CHECKING:
 # What the schema's columns hold.
 MAX_JOB_NAME_CHARS = 64
 MAX_HOLDER_CHARS = 128
-# A new job's first run comes within min(interval * jitter, this) of the first start.
-FIRST_RUN_WINDOW = timedelta(minutes=1)
 # Each pause between polls is poll_seconds * (1 + uniform(0, this)), so processes started
 # together do not poll in step.
 POLL_JITTER = 0.2
@@ -246,7 +244,7 @@ class JobRunner:
     async def _ensure_schedules(
         self, jobs: Iterable[Job], now: datetime, running_now: bool = False
     ) -> None:
-        """A schedule row for each of `jobs` that has none: first due soon, or an interval
+        """A schedule row for each of `jobs` that has none: first due now, or an interval
         from `now` when `running_now` (a run on demand starting then is its latest run)."""
         first_runs: dict[str, datetime] = {}
         latest_next_runs: dict[str, datetime] = {}
@@ -254,8 +252,7 @@ class JobRunner:
             if running_now:
                 first_runs[job.name] = now + job.interval
             else:
-                window = min(job.interval * job.jitter, FIRST_RUN_WINDOW)
-                first_runs[job.name] = now + window * random.random()
+                first_runs[job.name] = now
             latest_next_runs[job.name] = now + job.interval * (1 + job.jitter)
         await self._store.ensure(first_runs, latest_next_runs)
 
