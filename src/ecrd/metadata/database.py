@@ -36,6 +36,10 @@ MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 HEAD_REVISION = "0003"
 # asyncpg waits 60 s for a server by default; a start or a pool refill should fail sooner.
 CONNECT_TIMEOUT_SECONDS = 5.0
+# PostgreSQL connections of one process: at most 15 writing and 20 reading (a server's
+# default max_connections of 100 takes two processes and the tools beside them).
+WRITE_POOL_SIZE, WRITE_POOL_OVERFLOW = 5, 10
+READ_POOL_SIZE, READ_POOL_OVERFLOW = 10, 10
 ACCEPTED_URLS = "sqlite:///PATH or postgresql://USER[:PASSWORD]@HOST[:PORT]/DATABASE"
 _SQLITE_SCHEMES = ("sqlite", "sqlite+pysqlite", "sqlite+aiosqlite")
 _POSTGRESQL_SCHEMES = ("postgresql", "postgres", "postgresql+asyncpg")
@@ -89,6 +93,7 @@ class Database:
         self._sqlite_read: Engine | None = None
         self._sqlite_write: Engine | None = None
         self._async_engine: AsyncEngine | None = None
+        self._async_reads: AsyncEngine | None = None
         if self.is_sqlite:
             # A read is one statement, which SQLite runs as its own snapshot: no BEGIN needed.
             self._sqlite_read = _sqlite_engine(url, begin=None, pool_size=4)
@@ -99,7 +104,22 @@ class Database:
             if schema is not None:
                 connect_args["server_settings"] = {"search_path": schema}
             self._async_engine = create_async_engine(
-                url, pool_size=10, max_overflow=20, connect_args=connect_args
+                url,
+                pool_size=WRITE_POOL_SIZE,
+                max_overflow=WRITE_POOL_OVERFLOW,
+                connect_args=connect_args,
+            )
+            # Reads have connections of their own, in autocommit: under READ COMMITTED every
+            # statement sees a snapshot of its own inside a transaction too, so BEGIN and
+            # COMMIT give a read nothing but round trips, and a connection with no transaction
+            # needs no rollback when it goes back to the pool. A read costs half the CPU.
+            self._async_reads = create_async_engine(
+                url,
+                pool_size=READ_POOL_SIZE,
+                max_overflow=READ_POOL_OVERFLOW,
+                connect_args=connect_args,
+                isolation_level="AUTOCOMMIT",
+                pool_reset_on_return=None,
             )
             self.dialect = self._async_engine.dialect.name
 
@@ -107,7 +127,10 @@ class Database:
         if self._sqlite_read is not None:
             with self._sqlite_read.connect() as connection:
                 return work(connection)
-        return await self._run_async(work)
+        if self._async_reads is None:
+            raise RuntimeError("database is closed")
+        async with self._async_reads.connect() as connection:
+            return await connection.run_sync(work)
 
     async def write(self, work: Work[Result]) -> Result:
         """Run `work` in one write transaction. A row it references that another transaction
@@ -169,8 +192,9 @@ class Database:
         for engine in (self._sqlite_read, self._sqlite_write):
             if engine is not None:
                 engine.dispose()
-        if self._async_engine is not None:
-            await self._async_engine.dispose()
+        for async_engine in (self._async_engine, self._async_reads):
+            if async_engine is not None:
+                await async_engine.dispose()
 
 
 def _is_foreign_key_violation(error: IntegrityError) -> bool:
