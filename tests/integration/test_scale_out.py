@@ -11,11 +11,13 @@ Every test names its stores itself, so the file runs in the SQLite pass only (it
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import os
 import shutil
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -38,6 +40,8 @@ from tests.oci_layouts import OCI_MANIFEST, Layout
 pytestmark = pytest.mark.metadata_independent
 
 PROCESSES = 3
+# How often a server's job runner looks for due jobs (JobRunner's default).
+JOB_POLL_SECONDS = 5.0
 MiB = 1024 * 1024
 
 
@@ -132,6 +136,16 @@ def test_processes_started_at_once_share_one_root_key_and_one_signing_key(
     token = token_of(first)
     for server in cluster.servers:
         assert client(server, token).get("/v2/").status_code == 200
+    # and each background job, due at once on the new store, ran once between them
+    runs = "SELECT name, trigger, outcome FROM job_runs ORDER BY name"
+    deadline = time.monotonic() + 30
+    while len(first.metadata_query(runs)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(JOB_POLL_SECONDS * 1.5)  # every process has polled again since
+    assert first.metadata_query(runs) == [
+        ("signing_key_rotation", "schedule", "succeeded"),
+        ("upload_sweep", "schedule", "succeeded"),
+    ]
 
 
 def test_an_upload_started_on_one_process_is_continued_on_another_and_finished_on_a_third(
@@ -189,6 +203,71 @@ def test_an_upload_started_on_one_process_is_continued_on_another_and_finished_o
     # and nothing of the upload is left in the blob store
     assert a.stored_upload_ids() == set()
     assert a.metadata_query("SELECT count(*) FROM uploads")[0][0] == 0
+
+
+def test_an_upload_whose_process_dies_mid_chunk_is_resumed_on_another_process(
+    cluster: Cluster,
+) -> None:
+    a, b, c = cluster.servers
+    token = token_of(b)
+    first, second = os.urandom(3 * MiB), os.urandom(10 * MiB)
+    data = first + second
+    repository = f"scale/{uuid.uuid4().hex[:8]}"
+    b.ecr().create_repository(repositoryName=repository)
+    # given an upload with one chunk stored through B
+    with client(b, token) as http:
+        location = http.post(f"/v2/{repository}/blobs/uploads/").headers["location"]
+        patched = http.patch(
+            location, content=first, headers={"Content-Type": "application/octet-stream"}
+        )
+        assert patched.status_code == 202, patched.text
+        location = patched.headers["location"]
+    # when A receives part of the next chunk and is killed before the chunk ends
+    sent, killed = threading.Event(), threading.Event()
+
+    def slow_body() -> Iterator[bytes]:
+        yield second[: 4 * MiB]
+        sent.set()
+        killed.wait(timeout=60)
+        yield b"x"  # a write on the dead connection ends the request
+
+    def patch_on_a() -> None:
+        with contextlib.suppress(httpx.HTTPError), client(a, token) as http:
+            http.patch(
+                location,
+                content=slow_body(),
+                headers={"Content-Type": "application/octet-stream"},
+            )
+
+    patcher = threading.Thread(target=patch_on_a)
+    patcher.start()
+    assert sent.wait(timeout=30)
+    time.sleep(0.5)  # the bytes reach A and its blob store
+    assert a.process is not None
+    a.process.kill()
+    a.process.wait(timeout=30)
+    a.process = None
+    killed.set()
+    patcher.join(timeout=60)
+    # then another process reports the upload where it was before A's chunk: that chunk was
+    # never recorded
+    status = client(c, token).get(location)
+    assert (status.status_code, status.headers["range"]) == (204, f"0-{len(first) - 1}")
+    # and the client resumes there on C, finishing with the digest of the whole blob
+    closed = client(c, token).put(
+        location,
+        params={"digest": digest_of(data)},
+        content=second,
+        headers={
+            "Content-Type": "application/octet-stream",
+            "Content-Range": f"{len(first)}-{len(data) - 1}",
+        },
+    )
+    assert closed.status_code == 201, closed.text
+    pulled = client(b, token).get(f"/v2/{repository}/blobs/{digest_of(data)}").content
+    assert hashlib.sha256(pulled).hexdigest() == digest_of(data).partition(":")[2]
+    # and nothing of the upload is left in the blob store, the dead process's bytes included
+    assert b.stored_upload_ids() == set()
 
 
 def test_with_s3_a_blob_get_redirects_to_a_presigned_url_and_the_api_hands_one_out(
