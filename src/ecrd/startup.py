@@ -11,8 +11,8 @@ order; none of them writes:
                        parent is a writable folder
     SQLite file        its folder exists (or is the data folder) and is writable
     PostgreSQL         answers a query within a bounded time
-    S3 bucket          (blob_store = "s3") answers a HEAD of an object within a bounded time,
-                       with the credentials of the standard AWS chain
+    S3 bucket          (blob_store = "s3") answers a HeadBucket within a bounded time, with
+                       the credentials of the standard AWS chain
 
 `check_keys_store` is the same for `ecrd keys`, which works only on a store that exists.
 """
@@ -210,8 +210,9 @@ async def _check_bucket_answers(settings: Settings) -> None:
     where = f"the S3 bucket {settings.s3_bucket}"
     if settings.s3_endpoint_url:
         where += f" at {settings.s3_endpoint_url}"
+    store = blob_store_of(settings)
     try:
-        await asyncio.wait_for(blob_store_of(settings).check(), _PING_TIMEOUT_SECONDS)
+        await asyncio.wait_for(store.check(), _PING_TIMEOUT_SECONDS)
     except TimeoutError:
         raise StartupError(
             f"cannot reach {where}: no answer within {_PING_TIMEOUT_SECONDS:g} s"
@@ -225,6 +226,8 @@ async def _check_bucket_answers(settings: Settings) -> None:
         raise StartupError(f"cannot reach {where}: {reason}") from None
     except BotoCoreError as error:
         raise StartupError(f"cannot reach {where}: {str(error).splitlines()[0]}") from None
+    finally:
+        store.close()
 
 
 def _database_reason(error: OSError | SQLAlchemyError) -> str:

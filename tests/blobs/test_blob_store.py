@@ -423,6 +423,67 @@ def test_s3_abort_removes_the_multipart_upload_of_an_append_that_never_closed(
     assert keys_under(s3, s3_bucket) == []
 
 
+def test_s3_an_append_whose_upload_is_aborted_under_it_is_missing_bytes(
+    s3_store: S3BlobStore, s3: Any, s3_bucket: str
+) -> None:
+    async def scenario() -> None:
+        state = await s3_store.start_upload("cancelled")
+        # given an append past a part, whose multipart upload another process aborts (a
+        # cancel, the sweep, the repository deleted) while it runs
+        writer = await s3_store.open_upload("cancelled", state, 0)
+        for seed in range(12):
+            await writer.write(data_of(MiB, seed))
+        await wait_for_a_part(s3, s3_bucket, f"{S3_PREFIX}uploads/cancelled/")
+        await S3BlobStore(
+            s3_bucket, prefix=S3_PREFIX, endpoint_url=s3_store_endpoint(s3)
+        ).abort_upload("cancelled", state)
+        # when the append ends, then it says the upload's bytes are gone (not an S3 error)
+        with pytest.raises(UploadBytesMissing):
+            for seed in range(12, 20):
+                await writer.write(data_of(MiB, seed))
+            await writer.close()
+
+    asyncio.run(scenario())
+    assert multipart_uploads(s3, s3_bucket) == []
+    assert keys_under(s3, s3_bucket) == []
+
+
+@pytest.mark.parametrize(
+    "state",
+    [
+        "[]",
+        '{"chunks": 3}',
+        '{"chunks": [7]}',
+        '{"chunks": [{"size": 3}]}',
+        '{"chunks": [{"key": "chunk-0-ab\\n", "size": 3}]}',
+        '{"chunks": [{"key": "../../blobs/x", "size": 3}]}',
+        '{"chunks": [{"key": "chunk-0-ab", "size": -1}]}',
+        "not json",
+    ],
+)
+def test_s3_an_upload_state_it_did_not_write_is_missing_bytes(
+    s3_store: S3BlobStore, state: str
+) -> None:
+    async def scenario() -> None:
+        with pytest.raises(UploadBytesMissing):
+            await s3_store.open_upload("damaged", state, 3)
+        with pytest.raises(UploadBytesMissing):
+            await collect(s3_store.read_upload("damaged", state))
+        with pytest.raises(UploadBytesMissing):
+            await s3_store.commit_upload("damaged", state, digest_of(b"abc"))
+
+    asyncio.run(scenario())
+
+
+def test_s3_an_upload_id_with_a_trailing_newline_is_refused(s3_store: S3BlobStore) -> None:
+    with pytest.raises(ValueError):
+        asyncio.run(s3_store.abort_upload("upload\n", "{}"))
+
+
+def s3_store_endpoint(s3: Any) -> str:
+    return str(s3.meta.endpoint_url)
+
+
 def test_s3_the_blob_key_appears_only_at_commit(
     s3_store: S3BlobStore, s3: Any, s3_bucket: str
 ) -> None:

@@ -101,6 +101,32 @@ def test_concurrent_pushes_of_one_manifest_under_an_immutable_tag_all_succeed(
     with_databases(database_url, WRITERS, scenario)
 
 
+def test_concurrent_pushes_naming_the_same_tags_in_other_orders_all_succeed(
+    database_url: tuple[str, str | None],
+) -> None:
+    async def scenario(databases: list[Database]) -> None:
+        repository = await make_repository(databases[0])
+        tags = ["latest", "v1", "stable"]
+        for round_number in range(ROUNDS):
+            # given writers each pushing its own manifest under the same tags, in other orders
+            # (as `PUT .../manifests/<digest>?tag=...` with the tags in any order)
+            outcomes = await asyncio.gather(
+                *(
+                    ManifestStore(database).put(
+                        repository.id,
+                        manifest(f"sha256:{round_number:02d}{writer:02d}" + "1" * 60),
+                        tags[writer % 3 :] + tags[: writer % 3],
+                    )
+                    for writer, database in enumerate(databases)
+                ),
+                return_exceptions=True,
+            )
+            # then none fails (no deadlock between them), and the tags move together
+            assert not [outcome for outcome in outcomes if isinstance(outcome, Exception)]
+
+    with_databases(database_url, WRITERS, scenario)
+
+
 def test_processes_starting_at_once_make_one_root_key(
     database_url: tuple[str, str | None],
 ) -> None:
@@ -180,6 +206,31 @@ def test_a_rotated_key_signs_new_tokens_and_old_ones_verify_until_it_expires(
         await fresh.start()
         assert await fresh.read(new_token) is None
         assert await fresh.read(old_token) is not None
+
+    with_databases(database_url, 2, scenario)
+
+
+def test_a_process_two_rotations_behind_verifies_the_newest_key(
+    database_url: tuple[str, str | None],
+) -> None:
+    async def scenario(databases: list[Database]) -> None:
+        behind, rotating = (TokenIssuer(SigningKeyStore(database)) for database in databases)
+        await behind.start()
+        await rotating.start()
+        # when another process rotates twice and signs with generation 3
+        assert await rotating.rotate(older_than=timedelta(0)) == 2
+        assert await rotating.rotate(older_than=timedelta(0)) == 3
+        token, _ = await rotating.issue("000000000000", None, "us-east-1")
+        # then the process that knows only generation 1 reads the keys again and accepts it
+        assert await behind.read(token) is not None
+        # and many tokens of an unknown newer generation at once share the reads
+        forged = json.dumps({"a": "0", "u": None, "i": None, "r": "x", "e": 1, "k": 99})
+        started = asyncio.get_running_loop().time()
+        results = await asyncio.gather(
+            *(behind.read(f"{_b64(forged.encode())}.AAAA") for _ in range(50))
+        )
+        assert results == [None] * 50
+        assert asyncio.get_running_loop().time() - started < 5
 
     with_databases(database_url, 2, scenario)
 

@@ -110,33 +110,45 @@ class TokenIssuer:
         await self._refresh()
         return generation
 
-    async def _refresh(self) -> None:
+    async def _refresh(self, asked_at: float | None = None, least_gap: float = 0.0) -> None:
+        """Read the keys again, unless they were read since `asked_at` (another caller did),
+        and no sooner than `least_gap` seconds after the last read (waiting, not refusing).
+        One read at a time, so a slow read can never replace a newer one."""
         if self._store is None:
             return
-        self._loaded_at = time.monotonic()
-        self._keys = {key.generation: key for key in await self._store.keys()}
+        asked_at = time.monotonic() if asked_at is None else asked_at
+        async with self._refreshing:
+            if self._loaded_at >= asked_at:
+                return
+            wait = self._loaded_at + least_gap - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            started = time.monotonic()
+            self._keys = {key.generation: key for key in await self._store.keys()}
+            self._loaded_at = started
 
-    async def _signing_key(self) -> SigningKey:
+    async def _fresh_keys(self) -> dict[int, SigningKey]:
+        """The keys, read again when the last read is over a minute old (a rotation's expiry
+        of the old key, a newer key, a key deleted by hand)."""
         if time.monotonic() - self._loaded_at > KEYS_REFRESH_SECONDS:
             await self._refresh()
-        if not self._keys:
+        return self._keys
+
+    async def _signing_key(self) -> SigningKey:
+        keys = await self._fresh_keys()
+        if not keys:
             raise RuntimeError("no signing key: TokenIssuer.start() was not awaited")
-        return self._keys[max(self._keys)]
+        return keys[max(keys)]
 
     async def _verifying_key(self, generation: int) -> SigningKey | None:
-        key = self._keys.get(generation)
-        # The next generation may be a key another process just rotated in: read the keys
-        # again, waiting so that they are read at most once a second however many such
-        # tokens come (anything else unknown is a deleted key or a forgery).
-        if key is None and self._store is not None and generation == max(self._keys) + 1:
-            async with self._refreshing:
-                key = self._keys.get(generation)
-                if key is None:
-                    wait = self._loaded_at + UNKNOWN_KEY_REFRESH_SECONDS - time.monotonic()
-                    if wait > 0:
-                        await asyncio.sleep(wait)
-                    await self._refresh()
-                    key = self._keys.get(generation)
+        keys = await self._fresh_keys()
+        key = keys.get(generation)
+        # A newer generation may be a key another process just rotated in: read the keys
+        # again, at most once a second however many such tokens come, every caller waiting
+        # for the read (an older unknown one is a deleted key, or a forgery).
+        if key is None and self._store is not None and generation > max(keys, default=0):
+            await self._refresh(time.monotonic(), UNKNOWN_KEY_REFRESH_SECONDS)
+            key = self._keys.get(generation)
         return key if key is not None and key.verifies_at(utcnow()) else None
 
     async def issue(

@@ -52,7 +52,7 @@ from typing import Any, TypeVar
 
 import botocore.config
 import botocore.session
-from anyio import to_thread
+from anyio import CapacityLimiter, to_thread
 from botocore.exceptions import ClientError
 
 from ecrd.blobs.store import UploadBytesMissing
@@ -75,6 +75,11 @@ MAX_COPY_PART = 1024**3
 # The most keys one DeleteObjects takes.
 DELETE_BATCH = 1000
 DEFAULT_DOWNLOAD_URL_LIFETIME = timedelta(minutes=20)
+# Threads (and pooled connections) for S3 calls of one store.
+THREADS = 64
+CONNECT_TIMEOUT_SECONDS = 5
+READ_TIMEOUT_SECONDS = 60
+CHECK_TIMEOUT_SECONDS = 2
 
 _UPLOAD_ID = re.compile(r"^[a-zA-Z0-9-]{1,64}$")
 _CHUNK_NAME = re.compile(r"^chunk-[0-9]{1,20}-[0-9a-f]{1,64}$")
@@ -119,17 +124,24 @@ class _Chunk:
 
 
 def _load_state(driver_state: str) -> list[_Chunk]:
-    """The chunks a driver state lists; "{}" (an empty upload's row) lists none."""
-    state = json.loads(driver_state)
-    chunks = []
-    for entry in state.get("chunks", []):
-        name, size, cut = entry["key"], entry["size"], entry.get("cut", False)
-        # The names become keys: only names this driver makes are taken.
-        if not isinstance(name, str) or _CHUNK_NAME.match(name) is None:
-            raise ValueError(f"invalid chunk name in upload state: {name!r}")
-        if not isinstance(size, int) or isinstance(size, bool) or size <= 0:
-            raise ValueError(f"invalid chunk size in upload state: {size!r}")
-        chunks.append(_Chunk(name, size, cut is True))
+    """The chunks a driver state lists; "{}" (an empty upload's row) lists none. A state this
+    driver did not write (a row edited or damaged by hand) is an upload that cannot go on."""
+    try:
+        state = json.loads(driver_state)
+        entries = state.get("chunks", [])
+        if not isinstance(entries, list):
+            raise TypeError("chunks is not a list")
+        chunks = []
+        for entry in entries:
+            name, size, cut = entry["key"], entry["size"], entry.get("cut", False)
+            # The names become keys: only names this driver makes are taken.
+            if not isinstance(name, str) or _CHUNK_NAME.fullmatch(name) is None:
+                raise ValueError(f"invalid chunk name {name!r}")
+            if not isinstance(size, int) or isinstance(size, bool) or size <= 0:
+                raise ValueError(f"invalid chunk size {size!r}")
+            chunks.append(_Chunk(name, size, cut is True))
+    except (ValueError, TypeError, KeyError, AttributeError) as error:
+        raise UploadBytesMissing(f"unreadable upload state: {error}") from None
     return chunks
 
 
@@ -235,8 +247,16 @@ class S3UploadWriter:
             if self._failure is not None:
                 raise self._failure
             await self._finish()
-        except BaseException:
+        except BaseException as error:
+            # The chunk's multipart upload aborted under it (S3 says NoSuchUpload; some
+            # S3-compatible servers fail otherwise, so ask): the upload was cancelled, expired
+            # or its repository deleted while this append ran.
+            gone = isinstance(error, ClientError) and (
+                _is_missing(error) or not await self._multipart_exists()
+            )
             await self._abandon()
+            if gone:
+                raise UploadBytesMissing(self._key) from None
             raise
         chunks = self._chunks + [_Chunk(self._name, self._size)] if self._size else self._chunks
         self._state = _dump_state(chunks)
@@ -268,6 +288,21 @@ class S3UploadWriter:
             MultipartUpload={"Parts": self._parts},
         )
 
+    async def _multipart_exists(self) -> bool:
+        if self._multipart_id is None:
+            return True
+        try:
+            await self._store._call(
+                self._store._client.list_parts,
+                Bucket=self._store.bucket,
+                Key=self._key,
+                UploadId=self._multipart_id,
+                MaxParts=1,
+            )
+        except ClientError as error:
+            return not _is_missing(error)
+        return True
+
     async def _abandon(self) -> None:
         """After a failure: let a part in flight end, and drop the multipart upload (abort_upload
         drops it later if this cannot)."""
@@ -295,25 +330,48 @@ class S3BlobStore:
         # "a/b" and "a/b/" name the same folder.
         self.prefix = prefix if not prefix or prefix.endswith("/") else prefix + "/"
         self._download_url_seconds = int(download_url_lifetime.total_seconds())
+        session = botocore.session.get_session()
         config = botocore.config.Config(
-            max_pool_connections=64,
+            max_pool_connections=THREADS,
             retries={"mode": "standard"},
+            # A call stuck on a dead endpoint must end: a thread cannot be cancelled.
+            connect_timeout=CONNECT_TIMEOUT_SECONDS,
+            read_timeout=READ_TIMEOUT_SECONDS,
             # An S3-compatible server at its own address seldom resolves bucket host names.
             s3={"addressing_style": "path"} if endpoint_url is not None else None,
             signature_version="s3v4",
         )
-        self._client: Any = botocore.session.get_session().create_client(
+        self._client: Any = session.create_client(
             "s3", region_name=region, endpoint_url=endpoint_url, config=config
         )
+        # Readiness and start-up ask once and quickly: no retries, short timeouts.
+        self._check_client: Any = session.create_client(
+            "s3",
+            region_name=region,
+            endpoint_url=endpoint_url,
+            config=config.merge(
+                botocore.config.Config(
+                    connect_timeout=CHECK_TIMEOUT_SECONDS,
+                    read_timeout=CHECK_TIMEOUT_SECONDS,
+                    retries={"mode": "standard", "max_attempts": 1},
+                )
+            ),
+        )
+        # S3 calls wait in threads of their own, so that a slow bucket does not hold up the
+        # threads that hash uploads and write to disk.
+        self._threads = CapacityLimiter(THREADS)
 
     def close(self) -> None:
-        """Release the client's pooled connections."""
+        """Release the clients' pooled connections."""
         self._client.close()
+        self._check_client.close()
 
     async def _call(self, operation: Callable[..., Result], **arguments: Any) -> Result:
         """Run one S3 request in a worker thread; S3's "no room" is StorageFull."""
         with _room_needed():
-            return await to_thread.run_sync(functools.partial(operation, **arguments))
+            return await to_thread.run_sync(
+                functools.partial(operation, **arguments), limiter=self._threads
+            )
 
     async def _abort_multipart_quietly(self, key: str, upload_id: str) -> None:
         """Drop a multipart upload after a failure, which is the error that counts."""
@@ -330,14 +388,14 @@ class S3BlobStore:
         return f"{self.prefix}blobs/{parsed.algorithm}/{parsed.hex[:2]}/{parsed.hex}"
 
     def _upload_prefix(self, upload_id: str) -> str:
-        if _UPLOAD_ID.match(upload_id) is None:
+        if _UPLOAD_ID.fullmatch(upload_id) is None:
             raise ValueError(f"invalid upload id {upload_id!r}")
         return f"{self.prefix}uploads/{upload_id}/"
 
     async def check(self) -> None:
         # HeadBucket, not a HEAD of some key: a missing key and a missing bucket both answer
         # a bare 404 to HeadObject.
-        await self._call(self._client.head_bucket, Bucket=self.bucket)
+        await self._call(self._check_client.head_bucket, Bucket=self.bucket)
 
     async def stat(self, digest: str) -> int | None:
         try:

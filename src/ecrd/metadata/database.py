@@ -105,6 +105,9 @@ class Database:
                 connect_args["server_settings"] = {"search_path": schema}
             self._async_engine = create_async_engine(
                 url,
+                # Statements carry secrets (access keys, signing keys): errors must not show
+                # their parameters in logs or job records.
+                hide_parameters=True,
                 pool_size=WRITE_POOL_SIZE,
                 max_overflow=WRITE_POOL_OVERFLOW,
                 connect_args=connect_args,
@@ -115,6 +118,7 @@ class Database:
             # needs no rollback when it goes back to the pool. A read costs half the CPU.
             self._async_reads = create_async_engine(
                 url,
+                hide_parameters=True,
                 pool_size=READ_POOL_SIZE,
                 max_overflow=READ_POOL_OVERFLOW,
                 connect_args=connect_args,
@@ -213,6 +217,7 @@ def _run_sync(engine: Engine, work: Work[Result]) -> Result:
 def _sqlite_engine(url: str, begin: str | None, pool_size: int) -> Engine:
     engine = create_engine(
         url,
+        hide_parameters=True,  # statements carry secrets: errors must not show them
         pool_size=pool_size,
         max_overflow=0 if begin else 4,
         pool_timeout=60,

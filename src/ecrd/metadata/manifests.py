@@ -149,31 +149,38 @@ class ManifestStore:
                     ).scalar()
                     or 0
                 )
-            inserted = connection.execute(
-                insert_ignoring_conflicts(
-                    dialect,
-                    manifests,
-                    repository_id=repository_id,
-                    digest=new.digest,
-                    media_type=new.media_type,
-                    artifact_type=new.artifact_type,
-                    config_media_type=new.config_media_type,
-                    subject_digest=new.subject_digest,
-                    annotations_json=new.annotations_json,
-                    size=size,
-                    payload=new.payload,
-                    pushed_at=utcnow(),
-                ).returning(manifests.c.id)
-            ).first()
-            created = inserted is not None
-            stored = _one_manifest(
-                connection,
-                select(manifests).where(
+            insert_manifest = insert_ignoring_conflicts(
+                dialect,
+                manifests,
+                repository_id=repository_id,
+                digest=new.digest,
+                media_type=new.media_type,
+                artifact_type=new.artifact_type,
+                config_media_type=new.config_media_type,
+                subject_digest=new.subject_digest,
+                annotations_json=new.annotations_json,
+                size=size,
+                payload=new.payload,
+                pushed_at=utcnow(),
+            ).returning(manifests.c.id)
+            # FOR SHARE (PostgreSQL; SQLite's one writer needs none): a delete of the manifest
+            # that was already there waits until its tags are written, instead of removing it
+            # between this read and them.
+            stored_row = (
+                select(manifests)
+                .where(
                     (manifests.c.repository_id == repository_id)
                     & (manifests.c.digest == new.digest)
-                ),
+                )
+                .with_for_update(read=True)
             )
-            if stored is None:
+            for _attempt in range(2):
+                created = connection.execute(insert_manifest).first() is not None
+                stored = _one_manifest(connection, stored_row)
+                if stored is not None:
+                    break
+                # The manifest that was there was deleted meanwhile: store it anew.
+            else:
                 raise RuntimeError(f"manifest {new.digest} vanished while being stored")
             if created:
                 if new.blob_digests:
@@ -195,7 +202,9 @@ class ManifestStore:
                 ).scalar()
 
             moving = []
-            for tag in tag_names:
+            # In one order for every writer: two pushes naming the same tags in other orders
+            # would otherwise lock them crosswise and deadlock on PostgreSQL.
+            for tag in sorted(set(tag_names)):
                 current = current_of(tag)
                 if current is not None and current != stored.id and tag in immutable_tags:
                     raise TagImmutable(f"tag {tag!r} already exists and tags are immutable")

@@ -8,13 +8,16 @@ while the next piece arrives.
 
 An upload that cannot go on leaves nothing behind: a full disk drops its bytes and row at once,
 and a write that finds its row gone (cancelled, or its repository deleted meanwhile) drops the
-bytes it wrote.
+bytes it wrote. A cancel or the sweep drops the bytes before the row, so that a failure
+between the two leaves a row without bytes (which answers "unknown" and is swept again),
+never bytes no row names.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 import uuid
 from collections import OrderedDict
 from collections.abc import AsyncIterator
@@ -41,6 +44,7 @@ from ecrd.metadata.records import Blob, Registry, Repository, Upload, utcnow
 from ecrd.metadata.uploads import UploadStore
 
 PIECE_SIZE = 1024 * 1024
+logger = logging.getLogger("ecrd")
 MAX_REMEMBERED_HASHERS = 1024
 
 
@@ -214,8 +218,15 @@ class UploadService:
 
     async def cancel(self, repository: Repository, upload_id: str) -> None:
         upload = await self.get(repository, upload_id)
-        await self._uploads.delete(upload.id)
+        await asyncio.shield(self._remove(upload))
+
+    async def _remove(self, upload: Upload) -> bool:
+        """Bytes first, then the row: a failure in between leaves a row without bytes, which
+        answers "upload unknown" and the sweep removes, never bytes that no row names. Run
+        shielded, so that a cancelled caller (a client gone, a job cut off) cannot stop it
+        between the two. True when this call deleted the row."""
         await self._forget_bytes(upload)
+        return await self._uploads.delete(upload.id)
 
     async def _drop(self, upload: Upload) -> None:
         """Remove an upload that cannot go on: bytes first, which frees the room a full disk
@@ -239,10 +250,13 @@ class UploadService:
         cutoff = utcnow() - timedelta(seconds=older_than_seconds)
         removed = 0
         for upload in await self._uploads.stale(cutoff, limit):
-            # Only the process that wins the row delete drops the bytes.
-            if await self._uploads.delete(upload.id):
-                await self._forget_bytes(upload)
-                removed += 1
+            try:
+                # Several processes sweeping at once may each drop the bytes (no error when
+                # they are gone); one of them deletes the row and counts it.
+                removed += await asyncio.shield(self._remove(upload))
+            except Exception:  # whatever the store raised: the rest are still swept
+                # The row is still there (bytes go first), so the next sweep tries it again.
+                logger.warning("cannot remove abandoned upload %s", upload.id, exc_info=True)
         return removed
 
     async def _digest_of(self, upload: Upload, algorithm: str) -> Digest:
