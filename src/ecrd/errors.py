@@ -157,5 +157,9 @@ class TooManyUploads(RegistryError):
     pass
 
 
+class UploadTooFragmented(RegistryError):
+    """An upload holds as many chunks as its blob store can join into one blob."""
+
+
 class StorageFull(RegistryError):
     """No space is left where ecrd keeps bytes or metadata; nothing partial was kept."""

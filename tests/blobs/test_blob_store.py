@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import random
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -23,7 +24,7 @@ from botocore.exceptions import ClientError
 from ecrd.blobs.filesystem import FilesystemBlobStore
 from ecrd.blobs.s3 import S3BlobStore, _part_size, _room_needed
 from ecrd.blobs.store import BlobStore, UploadBytesMissing
-from ecrd.errors import DigestInvalid, StorageFull
+from ecrd.errors import DigestInvalid, StorageFull, UploadTooFragmented
 from tests.s3_server import S3Server
 
 pytestmark = pytest.mark.metadata_independent
@@ -473,6 +474,17 @@ def test_s3_an_upload_state_it_did_not_write_is_missing_bytes(
             await s3_store.commit_upload("damaged", state, digest_of(b"abc"))
 
     asyncio.run(scenario())
+
+
+def test_s3_an_upload_of_as_many_chunks_as_s3_can_join_takes_no_more(
+    s3_store: S3BlobStore,
+) -> None:
+    # given an upload whose state lists 10,000 chunks (S3 joins at most 10,000 parts)
+    chunks = [{"key": f"chunk-{offset}-ab", "size": 1} for offset in range(10_000)]
+    state = json.dumps({"chunks": chunks})
+    # when one more append is opened, then it is refused as a limit, not as an S3 failure
+    with pytest.raises(UploadTooFragmented, match="10000 chunks"):
+        asyncio.run(s3_store.open_upload("fragmented", state, 10_000))
 
 
 def test_s3_an_upload_id_with_a_trailing_newline_is_refused(s3_store: S3BlobStore) -> None:

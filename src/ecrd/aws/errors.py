@@ -35,6 +35,7 @@ AWS_ERRORS: dict[type[errors.RegistryError], str] = {
     errors.ImageAlreadyExists: "ImageAlreadyExistsException",
     errors.TagImmutable: "ImageTagAlreadyExistsException",
     errors.TooManyUploads: "LimitExceededException",
+    errors.UploadTooFragmented: "LimitExceededException",
     errors.StorageFull: "ServerException",
 }
 # The HTTP status of an error that is not the client's (400 otherwise). 507 rather than 500:

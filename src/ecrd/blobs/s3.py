@@ -57,7 +57,7 @@ from botocore.exceptions import ClientError
 
 from ecrd.blobs.store import UploadBytesMissing
 from ecrd.digests import Digest
-from ecrd.errors import StorageFull
+from ecrd.errors import StorageFull, UploadTooFragmented
 
 READ_CHUNK = 1024 * 1024
 # What an append buffers before it turns into a multipart upload, and the size of its parts.
@@ -75,6 +75,9 @@ MAX_COPY_PART = 1024**3
 # The most keys one DeleteObjects takes.
 DELETE_BATCH = 1000
 DEFAULT_DOWNLOAD_URL_LIFETIME = timedelta(minutes=20)
+# S3 joins at most 10,000 parts into one object, and a chunk of 5 MiB or more is one part at
+# least: an upload takes no more appends than that.
+MAX_CHUNKS = 10_000
 # Threads (and pooled connections) for S3 calls of one store.
 THREADS = 64
 CONNECT_TIMEOUT_SECONDS = 5
@@ -454,6 +457,11 @@ class S3BlobStore:
             held += size
         if held != offset:
             raise UploadBytesMissing(upload_id)  # the state holds less than the row says
+        if len(kept) >= MAX_CHUNKS:
+            raise UploadTooFragmented(
+                f"the upload holds {len(kept)} chunks, the most an S3 blob store can join into "
+                "one blob: finish it, or send the blob in larger chunks"
+            )
         if kept:
             # One HEAD: an upload cancelled meanwhile is found before its body is taken.
             try:
