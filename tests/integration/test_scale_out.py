@@ -270,11 +270,11 @@ def test_an_upload_whose_process_dies_mid_chunk_is_resumed_on_another_process(
     assert b.stored_upload_ids() == set()
 
 
+# The filesystem store streams every blob itself.
+@pytest.mark.parametrize("cluster", ["postgresql+s3"], indirect=True)
 def test_with_s3_a_blob_get_redirects_to_a_presigned_url_and_the_api_hands_one_out(
     cluster: Cluster,
 ) -> None:
-    if cluster.kind != "postgresql+s3":
-        pytest.skip("the filesystem store streams every blob itself")
     a, b, _ = cluster.servers
     token = token_of(a)
     repository = f"scale/{uuid.uuid4().hex[:8]}"
