@@ -14,6 +14,7 @@ import json
 import random
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from ecrd.blobs.filesystem import FilesystemBlobStore
 from ecrd.blobs.s3 import S3BlobStore, _part_size, _room_needed
 from ecrd.blobs.store import BlobStore, UploadBytesMissing
 from ecrd.errors import DigestInvalid, StorageFull, UploadTooFragmented
+from ecrd.metadata.records import utcnow
 from tests.s3_server import S3Server
 
 pytestmark = pytest.mark.metadata_independent
@@ -308,6 +310,26 @@ def test_download_url(blob_store: BlobStore) -> None:
     answer = httpx.get(url, timeout=10)
     assert answer.status_code == 200
     assert answer.content == data
+
+
+def test_lists_the_uploads_it_holds_bytes_of_by_their_last_write(blob_store: BlobStore) -> None:
+    async def scenario() -> None:
+        # given two uploads with bytes (one in a chunk past a part, one small) and one without
+        await upload(blob_store, "first", data_of(6 * MiB, 1), data_of(KiB, 2))
+        await upload(blob_store, "second", data_of(KiB, 3))
+        await blob_store.start_upload("empty")
+        later = utcnow() + timedelta(minutes=1)
+        earlier = utcnow() - timedelta(hours=1)
+        # then those written before a moment are listed, up to the limit, by id
+        assert {"first", "second"} <= set(await blob_store.stored_uploads(later, 10))
+        assert len(await blob_store.stored_uploads(later, 1)) == 1
+        # and none written since an hour ago is listed as written before it
+        assert await blob_store.stored_uploads(earlier, 10) == []
+        # and an aborted upload is not listed any more
+        await blob_store.abort_upload("first", "{}")
+        assert "first" not in await blob_store.stored_uploads(later, 10)
+
+    asyncio.run(scenario())
 
 
 def test_refuses_path_tricks(blob_store: BlobStore) -> None:

@@ -108,14 +108,21 @@ def one_line_error(result: Result, *named: str) -> str:
 
 
 def test_jobs_run_sweeps_abandoned_uploads(cli_store: CliStore) -> None:
-    upload_id = abandon_an_upload(cli_store)
+    abandon_an_upload(cli_store)
+    # and upload bytes no row names (a process killed before it recorded them): one written
+    # 8 days ago, one just now (its upload may be starting: the row comes after the bytes)
+    folder = cli_store.data_dir / "uploads"
+    (folder / "orphan-old").write_bytes(b"left by a crash")
+    eight_days_ago = (utcnow() - timedelta(days=8)).timestamp()
+    os.utime(folder / "orphan-old", (eight_days_ago, eight_days_ago))
+    (folder / "orphan-new").write_bytes(b"just started")
 
     result = cli_store.invoke("run", "upload_sweep")
 
     assert result.exit_code == 0, result.output
     assert result.stdout.startswith("upload_sweep succeeded in ")
-    assert result.stdout.rstrip().endswith(": removed 1")
-    assert not (cli_store.data_dir / "uploads" / upload_id).exists()
+    assert result.stdout.rstrip().endswith(": orphans_removed 1, removed 1")
+    assert sorted(path.name for path in folder.iterdir()) == ["orphan-new"]
 
     async def look(database: Database) -> tuple[int, list[JobRunRecord]]:
         count = select(func.count()).select_from(uploads)
@@ -124,7 +131,11 @@ def test_jobs_run_sweeps_abandoned_uploads(cli_store: CliStore) -> None:
 
     left, [run] = cli_store.on_store(look)
     assert left == 0
-    assert (run.trigger, run.outcome, run.counts) == ("command", "succeeded", {"removed": 1})
+    assert (run.trigger, run.outcome, run.counts) == (
+        "command",
+        "succeeded",
+        {"removed": 1, "orphans_removed": 1},
+    )
     assert f":{os.getpid()}:" in run.holder  # the command's own process ran it
 
 
@@ -145,7 +156,8 @@ def test_jobs_list_shows_the_schedule_and_the_last_run(cli_store: CliStore) -> N
     name, every, next_run, last = line.split("  ")
     assert (name, every) == ("upload_sweep", "every 1h")
     assert next_run.startswith("next ")
-    assert last.startswith("last succeeded ") and last.endswith(" (command): removed 0")
+    assert last.startswith("last succeeded ")
+    assert last.endswith(" (command): orphans_removed 0, removed 0")
     [job] = [job for job in json.loads(listed.stdout)["jobs"] if job["name"] == "upload_sweep"]
     assert (job["name"], job["interval_seconds"], job["lease_holder"]) == (
         "upload_sweep",
@@ -158,7 +170,10 @@ def test_jobs_list_shows_the_schedule_and_the_last_run(cli_store: CliStore) -> N
     next_run_at = datetime.fromisoformat(job["next_run_at"])
     ran_at = datetime.fromisoformat(job["last_run"]["started_at"])
     assert next_run_at - ran_at >= timedelta(hours=1)
-    assert (job["last_run"]["trigger"], job["last_run"]["counts"]) == ("command", {"removed": 0})
+    assert (job["last_run"]["trigger"], job["last_run"]["counts"]) == (
+        "command",
+        {"removed": 0, "orphans_removed": 0},
+    )
 
 
 def test_jobs_run_signing_key_rotation_rotates_only_an_old_key(cli_store: CliStore) -> None:

@@ -17,6 +17,7 @@ import os
 import re
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO, TypeVar
 
@@ -27,7 +28,7 @@ from ecrd.digests import Digest
 from ecrd.errors import StorageFull
 
 READ_CHUNK = 1024 * 1024
-_UPLOAD_ID = re.compile(r"^[a-zA-Z0-9-]{1,64}$")
+_UPLOAD_ID = re.compile(r"[a-zA-Z0-9-]{1,64}")
 # What the kernel says when a write cannot get room: no space, a quota, a file size limit.
 _NO_ROOM = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 Result = TypeVar("Result")
@@ -79,7 +80,7 @@ class FilesystemBlobStore:
         return self._blobs / parsed.algorithm / parsed.hex[:2] / parsed.hex
 
     def _upload_path(self, upload_id: str) -> Path:
-        if _UPLOAD_ID.match(upload_id) is None:
+        if _UPLOAD_ID.fullmatch(upload_id) is None:
             raise ValueError(f"invalid upload id {upload_id!r}")
         return self._uploads / upload_id
 
@@ -162,6 +163,24 @@ class FilesystemBlobStore:
 
     async def abort_upload(self, upload_id: str, driver_state: str) -> None:
         await to_thread.run_sync(_unlink_quietly, self._upload_path(upload_id))
+
+    async def stored_uploads(self, written_before: datetime, limit: int) -> list[str]:
+        cutoff = written_before.timestamp()
+
+        def untouched() -> list[str]:
+            found: list[str] = []
+            with os.scandir(self._uploads) as entries:
+                for entry in entries:
+                    if len(found) >= limit:
+                        break
+                    try:
+                        if _UPLOAD_ID.fullmatch(entry.name) and entry.stat().st_mtime < cutoff:
+                            found.append(entry.name)
+                    except FileNotFoundError:  # removed while listed
+                        continue
+            return found
+
+        return await to_thread.run_sync(untouched)
 
 
 def _unlink_quietly(path: Path) -> None:

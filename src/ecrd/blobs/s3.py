@@ -47,7 +47,7 @@ import secrets
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 import botocore.config
@@ -533,6 +533,34 @@ class S3BlobStore:
 
     async def abort_upload(self, upload_id: str, driver_state: str) -> None:
         await self._remove_upload(self._upload_prefix(upload_id))
+
+    async def stored_uploads(self, written_before: datetime, limit: int) -> list[str]:
+        # An upload's newest write is its chunk objects' newest LastModified, or the start of a
+        # multipart upload still open under it.
+        uploads_prefix = f"{self.prefix}uploads/"
+        newest: dict[str, datetime] = {}
+
+        def note(key: str, moment: datetime) -> None:
+            upload_id = key.removeprefix(uploads_prefix).partition("/")[0]
+            if _UPLOAD_ID.fullmatch(upload_id) is not None:
+                newest[upload_id] = max(moment, newest.get(upload_id, moment))
+
+        # Bounded: the keys of about `limit` uploads a sweep (each holds a few chunks).
+        listing = {"MaxItems": limit * 4, "PageSize": DELETE_BATCH}
+        objects = self._client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=uploads_prefix, PaginationConfig=listing
+        )
+        for page in await self._pages(objects):
+            for entry in page.get("Contents", []):
+                note(entry["Key"], entry["LastModified"])
+        multiparts = self._client.get_paginator("list_multipart_uploads").paginate(
+            Bucket=self.bucket, Prefix=uploads_prefix, PaginationConfig=listing
+        )
+        for page in await self._pages(multiparts):
+            for multipart in page.get("Uploads", []):
+                note(multipart["Key"], multipart["Initiated"])
+        untouched = [name for name, moment in newest.items() if moment < written_before]
+        return untouched[:limit]
 
     async def _remove_upload(self, upload_prefix: str) -> None:
         """Delete every object and abort every multipart upload under an upload's prefix: what

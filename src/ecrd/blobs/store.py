@@ -12,6 +12,7 @@ its repository deleted by another request meanwhile).
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import datetime
 from typing import Protocol
 
 
@@ -67,3 +68,7 @@ class BlobStore(Protocol):
 
     async def abort_upload(self, upload_id: str, driver_state: str) -> None:
         """Drop an upload's bytes; no error when they are already gone."""
+
+    async def stored_uploads(self, written_before: datetime, limit: int) -> list[str]:
+        """Ids of uploads the store holds bytes of, none written since `written_before`; at
+        most `limit`. (The sweep drops those that no upload row names: bytes a crash left.)"""

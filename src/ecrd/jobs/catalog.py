@@ -27,7 +27,9 @@ def scheduled_jobs(services: RegistryServices, settings: Settings) -> list[Job]:
     rotation_age = timedelta(days=settings.signing_key_rotation_days)
 
     async def sweep_uploads() -> Mapping[str, int]:
-        return {"removed": await services.uploads.expire(expiry_seconds)}
+        removed = await services.uploads.expire(expiry_seconds)
+        orphans = await services.uploads.collect_orphans(expiry_seconds)
+        return {"removed": removed, "orphans_removed": orphans}
 
     async def rotate_signing_key() -> Mapping[str, int]:
         return {"rotated": int(await services.tokens.rotate(rotation_age) is not None)}
@@ -38,7 +40,7 @@ def scheduled_jobs(services: RegistryServices, settings: Settings) -> list[Job]:
             interval=timedelta(hours=1),
             run=sweep_uploads,
             description=f"remove uploads untouched for {duration_text(expiry_seconds)} "
-            "(upload_expiry_seconds)",
+            "(upload_expiry_seconds), and upload bytes no upload names",
         ),
         Job(
             name=SIGNING_KEY_ROTATION,

@@ -125,6 +125,15 @@ class UploadStore:
 
         return await self._database.write(work)
 
+    async def existing(self, upload_ids: list[str]) -> set[str]:
+        """Those of `upload_ids` that have a row."""
+        if not upload_ids:
+            return set()
+        query = select(uploads.c.id).where(uploads.c.id.in_(upload_ids))
+        return await self._database.read(
+            lambda connection: {row.id for row in connection.execute(query)}
+        )
+
     async def stale(self, untouched_since: datetime, limit: int) -> list[Upload]:
         """Uploads not written since `untouched_since`, oldest first, at most `limit`."""
         query = (

@@ -259,6 +259,26 @@ class UploadService:
                 logger.warning("cannot remove abandoned upload %s", upload.id, exc_info=True)
         return removed
 
+    async def collect_orphans(self, older_than_seconds: int, limit: int = 1000) -> int:
+        """Drop upload bytes that no upload row names and that nothing wrote for
+        `older_than_seconds`: what a process killed mid-append, or between writing a chunk
+        and recording it, left behind. Return how many uploads' bytes went."""
+        cutoff = utcnow() - timedelta(seconds=older_than_seconds)
+        stored = await self._blob_store.stored_uploads(cutoff, limit)
+        # Rows are read after the listing: an upload whose row went meanwhile is an orphan
+        # too, and one made meanwhile wrote its bytes after the cutoff.
+        named = await self._uploads.existing(stored)
+        removed = 0
+        for upload_id in stored:
+            if upload_id in named:
+                continue
+            try:
+                await self._blob_store.abort_upload(upload_id, "{}")
+                removed += 1
+            except Exception:  # whatever the store raised: the next sweep tries again
+                logger.warning("cannot remove orphaned upload bytes %s", upload_id, exc_info=True)
+        return removed
+
     async def _digest_of(self, upload: Upload, algorithm: str) -> Digest:
         running = self._hashes.get(upload.id)
         if algorithm == "sha256" and running is not None and running.offset == upload.offset:
