@@ -162,28 +162,34 @@ async def push_manifest(server: Server, layer: tuple[str, bytes]) -> str:
     return url
 
 
-def wrk(
-    server: Server, url: str, method: str, seconds: int, workdir: Path
-) -> tuple[Sample, list[str]]:
-    script = workdir / f"wrk-{method.lower()}.lua"
+def wrk_command(
+    server: Server,
+    url: str,
+    method: str,
+    connections: int,
+    threads: int,
+    seconds: int,
+    script: Path,
+) -> list[str]:
+    """The wrk command line for manifest requests with the server's login, writing its
+    script to `script`."""
     lines = [f'wrk.method = "{method}"', f'wrk.headers["Accept"] = "{OCI_MANIFEST}"']
     if server.authorization:
         lines.append(f'wrk.headers["Authorization"] = "{server.authorization}"')
     script.write_text("\n".join(lines) + "\n")
-    command = [
-        WRK,
-        "-c",
-        str(WRK_CONNECTIONS),
-        "-t",
-        str(WRK_THREADS),
-        "-d",
-        f"{seconds}s",
-        "--timeout",
-        "5s",
-        "-s",
-        str(script),
-        url,
-    ]
+    return [
+        WRK, "-c", str(connections), "-t", str(threads), "-d", f"{seconds}s",
+        "--timeout", "5s", "-s", str(script), url,
+    ]  # fmt: skip
+
+
+def wrk(
+    server: Server, url: str, method: str, seconds: int, workdir: Path
+) -> tuple[Sample, list[str]]:
+    command = wrk_command(
+        server, url, method, WRK_CONNECTIONS, WRK_THREADS, seconds,
+        workdir / f"wrk-{method.lower()}.lua",
+    )  # fmt: skip
     cpu = server.cpu_seconds()
     result = subprocess.run(
         command, capture_output=True, text=True, timeout=seconds + 60, check=False

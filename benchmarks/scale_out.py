@@ -32,7 +32,15 @@ from pathlib import Path
 from typing import TypeVar
 
 import httpx
-from compare import MB, OCI_MANIFEST, SMALL_REPO, make_big_file, push_manifest, ratio
+from compare import (
+    MB,
+    OCI_MANIFEST,
+    SMALL_REPO,
+    make_big_file,
+    push_manifest,
+    ratio,
+    wrk_command,
+)
 from servers import (
     ROOT,
     Server,
@@ -247,16 +255,13 @@ async def manifest_gets(meter: Meter, servers: Sequence[Server], work: Workload)
 
 async def wrk_gets(server: Server, path: str, connections: int, seconds: float) -> tuple[int, int]:
     """GET `path` from `server` with wrk for `seconds`: (requests done, bad answers)."""
-    script = server.workdir / "wrk-get.lua"
-    script.write_text(
-        f'wrk.headers["Accept"] = "{OCI_MANIFEST}"\n'
-        f'wrk.headers["Authorization"] = "{server.authorization or ""}"\n'
-    )
-    process = await asyncio.create_subprocess_exec(
-        WRK or "wrk", "-c", str(connections), "-t", "1", "-d", f"{math.ceil(seconds)}s",
-        "--timeout", "5s", "-s", str(script), server.base + path,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    command = wrk_command(
+        server, server.base + path, "GET", connections, 1, math.ceil(seconds),
+        server.workdir / "wrk-get.lua",
     )  # fmt: skip
+    process = await asyncio.create_subprocess_exec(
+        *command, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
     try:
         output, errors = await asyncio.wait_for(process.communicate(), seconds + 60)
     except TimeoutError:

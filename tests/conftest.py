@@ -34,7 +34,7 @@ from botocore.config import Config
 from botocore.credentials import Credentials
 
 from ecrd.auth.tokens import TokenIssuer
-from tests.s3_server import S3Server
+from tests.s3_server import S3Server, multipart_uploads, object_keys
 
 # Generous: with the two test passes at once on two cores, a start can take several seconds.
 START_TIMEOUT_SECONDS = 60
@@ -203,14 +203,17 @@ def _bucket_keys(bucket: str, prefix: str) -> list[str]:
     """Every key under `prefix` in a bucket of the session's S3 server, and the keys of
     unfinished multipart uploads there (their parts are stored bytes too)."""
     client = session_s3_server().s3_client()
-    keys = []
-    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-        keys += [entry["Key"] for entry in page.get("Contents", [])]
-    for page in client.get_paginator("list_multipart_uploads").paginate(
-        Bucket=bucket, Prefix=prefix
-    ):
-        keys += [upload["Key"] for upload in page.get("Uploads", [])]
-    return keys
+    return object_keys(client, bucket, prefix) + [
+        upload["Key"] for upload in multipart_uploads(client, bucket, prefix)
+    ]
+
+
+def _login_password(ecr: Any) -> str:
+    """The password of GetAuthorizationToken's token, which ECR gives as `AWS:<password>`."""
+    (data,) = ecr.get_authorization_token()["authorizationData"]
+    user, _, password = base64.b64decode(data["authorizationToken"]).decode().partition(":")
+    assert user == "AWS", user
+    return password
 
 
 def free_port() -> int:
@@ -411,12 +414,13 @@ class EcrdServer:
             verify=False,
         )
 
-    def registry_password(self) -> str:
-        """A registry token of the root (what `aws ecr get-login-password` prints)."""
+    def registry_password(self, key: AccessKeyPair | None = None) -> str:
+        """A registry token of the root, or of `key`'s principal (what `aws ecr
+        get-login-password` prints)."""
+        if key is not None:
+            return _login_password(self.ecr_as(key))
         if self._registry_password is None:
-            answer = self.ecr().get_authorization_token()["authorizationData"][0]
-            decoded = base64.b64decode(answer["authorizationToken"]).decode()
-            self._registry_password = decoded.removeprefix("AWS:")
+            self._registry_password = _login_password(self.ecr())
         return self._registry_password
 
     def create_key(

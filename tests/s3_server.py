@@ -166,16 +166,28 @@ class S3Server:
         """Empty a bucket (objects and unfinished multipart uploads) and delete it, which
         frees the server's memory."""
         client = self.s3_client()
-        for page in client.get_paginator("list_objects_v2").paginate(Bucket=name):
-            keys = [{"Key": entry["Key"]} for entry in page.get("Contents", [])]
-            if keys:
-                client.delete_objects(Bucket=name, Delete={"Objects": keys, "Quiet": True})
-        for page in client.get_paginator("list_multipart_uploads").paginate(Bucket=name):
-            for upload in page.get("Uploads", []):
-                client.abort_multipart_upload(
-                    Bucket=name, Key=upload["Key"], UploadId=upload["UploadId"]
-                )
+        keys = [{"Key": key} for key in object_keys(client, name)]
+        for start in range(0, len(keys), 1000):
+            client.delete_objects(
+                Bucket=name, Delete={"Objects": keys[start : start + 1000], "Quiet": True}
+            )
+        for upload in multipart_uploads(client, name):
+            client.abort_multipart_upload(
+                Bucket=name, Key=upload["Key"], UploadId=upload["UploadId"]
+            )
         client.delete_bucket(Bucket=name)
+
+
+def object_keys(client: Any, bucket: str, prefix: str = "") -> list[str]:
+    """Every object key under `prefix` in a bucket, through a boto3 S3 client."""
+    pages = client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+    return [entry["Key"] for page in pages for entry in page.get("Contents", [])]
+
+
+def multipart_uploads(client: Any, bucket: str, prefix: str = "") -> list[dict[str, Any]]:
+    """The unfinished multipart uploads under `prefix` (their parts are stored bytes too)."""
+    pages = client.get_paginator("list_multipart_uploads").paginate(Bucket=bucket, Prefix=prefix)
+    return [upload for page in pages for upload in page.get("Uploads", [])]
 
 
 def _stop_process(process: subprocess.Popen[bytes]) -> None:

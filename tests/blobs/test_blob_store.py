@@ -27,7 +27,7 @@ from ecrd.blobs.s3 import S3BlobStore, _part_size, _room_needed
 from ecrd.blobs.store import BlobStore, UploadBytesMissing
 from ecrd.errors import DigestInvalid, StorageFull, UploadTooFragmented
 from ecrd.metadata.records import utcnow
-from tests.s3_server import S3Server
+from tests.s3_server import S3Server, multipart_uploads, object_keys
 
 pytestmark = pytest.mark.metadata_independent
 
@@ -372,15 +372,6 @@ def s3_store(s3_server: S3Server, s3_bucket: str) -> Iterator[S3BlobStore]:
     store.close()
 
 
-def keys_under(s3: Any, bucket: str, prefix: str = "") -> list[str]:
-    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
-    return [entry["Key"] for page in pages for entry in page.get("Contents", [])]
-
-
-def multipart_uploads(s3: Any, bucket: str, prefix: str = "") -> list[dict[str, Any]]:
-    return list(s3.list_multipart_uploads(Bucket=bucket, Prefix=prefix).get("Uploads", []))
-
-
 def blob_key(data: bytes, prefix: str = S3_PREFIX) -> str:
     hex_digest = hashlib.sha256(data).hexdigest()
     return f"{prefix}blobs/sha256/{hex_digest[:2]}/{hex_digest}"
@@ -389,7 +380,7 @@ def blob_key(data: bytes, prefix: str = S3_PREFIX) -> str:
 def chunk_key(s3: Any, bucket: str, upload_id: str, offset: int) -> str:
     """The key of the upload's chunk object that starts at `offset`."""
     start = f"{S3_PREFIX}uploads/{upload_id}/chunk-{offset}-"
-    [key] = keys_under(s3, bucket, start)
+    [key] = object_keys(s3, bucket, start)
     return key
 
 
@@ -415,14 +406,14 @@ def test_s3_nothing_is_left_of_an_upload_after_commit_or_abort(
     async def scenario() -> None:
         await upload_and_commit(s3_store, "committed", *pieces)
         state = await upload(s3_store, "aborted", *pieces)
-        assert keys_under(s3, s3_bucket, f"{S3_PREFIX}uploads/aborted/")
+        assert object_keys(s3, s3_bucket, f"{S3_PREFIX}uploads/aborted/")
         await s3_store.abort_upload("aborted", state)
 
     asyncio.run(scenario())
     for upload_id in ("committed", "aborted"):
-        assert keys_under(s3, s3_bucket, f"{S3_PREFIX}uploads/{upload_id}/") == []
+        assert object_keys(s3, s3_bucket, f"{S3_PREFIX}uploads/{upload_id}/") == []
     assert multipart_uploads(s3, s3_bucket) == []
-    assert keys_under(s3, s3_bucket) == [blob_key(b"".join(pieces))]
+    assert object_keys(s3, s3_bucket) == [blob_key(b"".join(pieces))]
 
 
 def test_s3_abort_removes_the_multipart_upload_of_an_append_that_never_closed(
@@ -443,7 +434,7 @@ def test_s3_abort_removes_the_multipart_upload_of_an_append_that_never_closed(
 
     asyncio.run(scenario())
     assert multipart_uploads(s3, s3_bucket) == []
-    assert keys_under(s3, s3_bucket) == []
+    assert object_keys(s3, s3_bucket) == []
 
 
 def test_s3_an_append_whose_upload_is_aborted_under_it_is_missing_bytes(
@@ -468,7 +459,7 @@ def test_s3_an_append_whose_upload_is_aborted_under_it_is_missing_bytes(
 
     asyncio.run(scenario())
     assert multipart_uploads(s3, s3_bucket) == []
-    assert keys_under(s3, s3_bucket) == []
+    assert object_keys(s3, s3_bucket) == []
 
 
 @pytest.mark.parametrize(
@@ -526,7 +517,7 @@ def test_s3_the_blob_key_appears_only_at_commit(
 
     async def scenario() -> None:
         state = await upload(s3_store, "pending", *pieces)
-        assert keys_under(s3, s3_bucket, f"{S3_PREFIX}blobs/") == []
+        assert object_keys(s3, s3_bucket, f"{S3_PREFIX}blobs/") == []
         assert multipart_uploads(s3, s3_bucket, f"{S3_PREFIX}blobs/") == []
         with pytest.raises(ClientError, match="404"):
             s3.head_object(Bucket=s3_bucket, Key=blob_key(data))
@@ -599,7 +590,7 @@ def test_s3_appends_racing_at_one_offset_keep_their_own_objects(
 
     asyncio.run(scenario())
     # the loser's object went with the upload
-    assert keys_under(s3, s3_bucket) == [blob_key(b"head-second")]
+    assert object_keys(s3, s3_bucket) == [blob_key(b"head-second")]
 
 
 def test_s3_keys_honour_the_prefix(s3_server: S3Server, s3_bucket: str, s3: Any) -> None:
@@ -620,7 +611,7 @@ def test_s3_keys_honour_the_prefix(s3_server: S3Server, s3_bucket: str, s3: Any)
 
     try:
         asyncio.run(scenario())
-        keys = keys_under(s3, s3_bucket)
+        keys = object_keys(s3, s3_bucket)
         assert blob_key(data, "a/b/") in keys
         assert all(key.startswith("a/b/uploads/open/") for key in keys if "blobs/" not in key)
         assert all(key.startswith("a/b/") for key in keys)

@@ -108,10 +108,6 @@ def cluster(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Cluster]
         instance.stop()
 
 
-def token_of(server: EcrdServer) -> str:
-    return server.registry_password()
-
-
 def client(server: EcrdServer, token: str) -> httpx.Client:
     return httpx.Client(
         base_url=server.url,
@@ -133,7 +129,7 @@ def test_processes_started_at_once_share_one_root_key_and_one_signing_key(
     assert [row[0] for row in first.metadata_query("SELECT generation FROM signing_keys")] == [1]
     assert first.metadata_query("SELECT count(*) FROM access_keys")[0][0] == 1
     # and a token issued by one process is accepted by every other
-    token = token_of(first)
+    token = first.registry_password()
     for server in cluster.servers:
         assert client(server, token).get("/v2/").status_code == 200
     # and each background job, due at once on the new store, ran once between them
@@ -152,7 +148,7 @@ def test_an_upload_started_on_one_process_is_continued_on_another_and_finished_o
     cluster: Cluster,
 ) -> None:
     a, b, c = cluster.servers
-    token = token_of(a)
+    token = a.registry_password()
     # chunks below, across and above S3's 5 MiB part minimum
     chunks = [os.urandom(3 * MiB), os.urandom(9 * MiB + 123), os.urandom(MiB // 2)]
     data = b"".join(chunks)
@@ -209,7 +205,7 @@ def test_an_upload_whose_process_dies_mid_chunk_is_resumed_on_another_process(
     cluster: Cluster,
 ) -> None:
     a, b, c = cluster.servers
-    token = token_of(b)
+    token = b.registry_password()
     first, second = os.urandom(3 * MiB), os.urandom(10 * MiB)
     data = first + second
     repository = f"scale/{uuid.uuid4().hex[:8]}"
@@ -276,7 +272,7 @@ def test_with_s3_a_blob_get_redirects_to_a_presigned_url_and_the_api_hands_one_o
     cluster: Cluster,
 ) -> None:
     a, b, _ = cluster.servers
-    token = token_of(a)
+    token = a.registry_password()
     repository = f"scale/{uuid.uuid4().hex[:8]}"
     data = os.urandom(4096)
     with client(a, token) as http:
@@ -334,7 +330,9 @@ def test_an_image_pushed_to_one_process_is_pulled_from_another_with_skopeo(
     containers_config: dict[str, Path],
 ) -> None:
     a, b, c = cluster.servers
-    environment = skopeo_environment(cluster.servers, token_of(a), tmp_path, containers_config)
+    environment = skopeo_environment(
+        cluster.servers, a.registry_password(), tmp_path, containers_config
+    )
     layout = image_larger_than_a_part(tmp_path / "image")
     repository = f"scale/{uuid.uuid4().hex[:8]}"
     # when it is pushed to A and pulled from B and from C
@@ -350,7 +348,7 @@ def test_an_image_the_docker_engine_pushed_to_one_process_is_pulled_from_another
     cluster: Cluster, docker: Docker, skopeo_policy: Path, tmp_path: Path
 ) -> None:
     a, b, _ = cluster.servers
-    token = token_of(a)
+    token = a.registry_password()
     # given an image in the engine whose layer is larger than an S3 part, pushed to A
     image = load_image(docker, tmp_path, skopeo_policy, layer_bytes=7 * MiB)
     repository = f"scale/{uuid.uuid4().hex[:8]}"
@@ -379,7 +377,7 @@ def test_workers_on_one_port_push_and_pull_as_one_registry(
         skopeo = Skopeo(
             server,
             containers_config["policy"],
-            skopeo_environment([server], token_of(server), tmp_path, containers_config),
+            skopeo_environment([server], server.registry_password(), tmp_path, containers_config),
         )
         layout = image_larger_than_a_part(tmp_path / "image")
         # when images are pushed and pulled several times (connections land on any worker)
@@ -400,11 +398,11 @@ def test_policy_and_repository_changes_on_one_process_apply_at_once_on_another(
     cluster: Cluster,
 ) -> None:
     a, b, _ = cluster.servers
-    token = token_of(a)
+    token = a.registry_password()
     repository = f"scale/{uuid.uuid4().hex[:8]}"
     a.ecr().create_repository(repositoryName=repository)
     user = a.create_key(user="puller", policies=[_allow("ecr:*")])
-    user_token = _token_for(a, user.access_key_id, user.secret_access_key)
+    user_token = a.registry_password(user)
     assert client(b, user_token).get(f"/v2/{repository}/tags/list").status_code == 200
 
     # when A sets a repository policy denying the user, then B refuses the user at once
@@ -438,7 +436,7 @@ def test_concurrent_pushes_of_one_immutable_tag_to_two_processes_let_one_win(
     cluster: Cluster,
 ) -> None:
     a, b, _ = cluster.servers
-    token = token_of(a)
+    token = a.registry_password()
     repository = f"scale/{uuid.uuid4().hex[:8]}"
     a.ecr().create_repository(repositoryName=repository, imageTagMutability="IMMUTABLE")
     with client(a, token) as http:
@@ -512,19 +510,3 @@ def _allow(action: str) -> dict[str, object]:
         "Version": "2012-10-17",
         "Statement": [{"Effect": "Allow", "Action": action, "Resource": "*"}],
     }
-
-
-def _token_for(server: EcrdServer, access_key_id: str, secret: str) -> str:
-    import boto3
-    from botocore.config import Config
-
-    ecr = boto3.client(
-        "ecr",
-        endpoint_url=server.url,
-        region_name="us-east-1",
-        aws_access_key_id=access_key_id,
-        aws_secret_access_key=secret,
-        config=Config(retries={"max_attempts": 1}),
-    )
-    answer = ecr.get_authorization_token()["authorizationData"][0]
-    return base64.b64decode(answer["authorizationToken"]).decode().removeprefix("AWS:")

@@ -186,7 +186,11 @@ class IdentityStore:
             serialise(connection, BOOTSTRAP_LOCK)
             if connection.execute(_ANY_KEY).scalar():
                 return False
-            connection.execute(_root_key_insert(access_key_id, secret_access_key, account_id))
+            connection.execute(
+                access_keys.insert().values(
+                    **_root_key(access_key_id, secret_access_key, account_id)
+                )
+            )
             return True
 
         return await self._database.write(work)
@@ -199,11 +203,7 @@ class IdentityStore:
         insert = insert_ignoring_conflicts(
             self._database.dialect,
             access_keys,
-            access_key_id=access_key_id,
-            secret_access_key=secret_access_key,
-            account_id=account_id,
-            user_id=None,
-            created_at=utcnow(),
+            **_root_key(access_key_id, secret_access_key, account_id),
         )
         stored = select(access_keys.c.secret_access_key).where(
             access_keys.c.access_key_id == access_key_id
@@ -224,14 +224,15 @@ class IdentityStore:
 _ANY_KEY = select(exists().where(access_keys.c.access_key_id.is_not(None)))
 
 
-def _root_key_insert(access_key_id: str, secret_access_key: str, account_id: str) -> Any:
-    return access_keys.insert().values(
-        access_key_id=access_key_id,
-        secret_access_key=secret_access_key,
-        account_id=account_id,
-        user_id=None,
-        created_at=utcnow(),
-    )
+def _root_key(access_key_id: str, secret_access_key: str, account_id: str) -> dict[str, Any]:
+    """The access_keys row of an account's root key, made now."""
+    return {
+        "access_key_id": access_key_id,
+        "secret_access_key": secret_access_key,
+        "account_id": account_id,
+        "user_id": None,
+        "created_at": utcnow(),
+    }
 
 
 def _access_key(row: Any) -> AccessKey:

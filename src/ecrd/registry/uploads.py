@@ -44,8 +44,8 @@ from ecrd.metadata.records import Blob, Registry, Repository, Upload, utcnow
 from ecrd.metadata.uploads import UploadStore
 
 PIECE_SIZE = 1024 * 1024
-logger = logging.getLogger("ecrd")
 MAX_REMEMBERED_HASHERS = 1024
+logger = logging.getLogger("ecrd")
 
 
 class BodyInterrupted(Exception):
@@ -164,7 +164,7 @@ class UploadService:
             finally:
                 driver_state = await writer.close()
         except StorageFull:
-            await self._drop(upload)
+            await self._remove(upload)
             raise
         except UploadBytesMissing:
             await self._raise_gone_after_write(upload)
@@ -206,7 +206,7 @@ class UploadService:
                 raise DigestMismatch(f"upload has digest {actual}, not {expected}")
             await self._blob_store.commit_upload(upload.id, upload.driver_state_json, str(expected))
         except StorageFull:
-            await self._drop(upload)
+            await self._remove(upload)
             raise
         except UploadBytesMissing:
             await self._raise_gone(repository.id, upload_id)
@@ -222,17 +222,12 @@ class UploadService:
 
     async def _remove(self, upload: Upload) -> bool:
         """Bytes first, then the row: a failure in between leaves a row without bytes, which
-        answers "upload unknown" and the sweep removes, never bytes that no row names. Run
-        shielded, so that a cancelled caller (a client gone, a job cut off) cannot stop it
-        between the two. True when this call deleted the row."""
+        answers "upload unknown" and the sweep removes, never bytes that no row names (and on
+        a full disk, dropping the bytes frees the room the row's deletion needs). Cancel and
+        the sweep run it shielded, so that a cancelled caller (a client gone, a job cut off)
+        cannot stop it between the two. True when this call deleted the row."""
         await self._forget_bytes(upload)
         return await self._uploads.delete(upload.id)
-
-    async def _drop(self, upload: Upload) -> None:
-        """Remove an upload that cannot go on: bytes first, which frees the room a full disk
-        needs to write the row's deletion."""
-        await self._forget_bytes(upload)
-        await self._uploads.delete(upload.id)
 
     async def _raise_gone_after_write(self, upload: Upload) -> NoReturn:
         """The row went while bytes were being written (a cancel, or the repository deleted):
