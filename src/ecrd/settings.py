@@ -232,6 +232,44 @@ class Settings(BaseSettings):
         "old; the replaced key still verifies until every token it signed has expired (13 "
         "hours). Keys live in the metadata store, shared by every process.",
     )
+    gc_grace_seconds: int = Field(
+        2 * 3600,
+        ge=0,
+        le=365 * 86400,
+        description="The garbage collector deletes a blob only once no repository has used "
+        "it for this long (2 hours, as Harbor): a blob uploaded, or its last image deleted, "
+        "within the window is kept, so that a push that found it present can still use it.",
+    )
+    gc_interval_seconds: int = Field(
+        3600,
+        ge=60,
+        description="How often the garbage collector runs in the server (`ecrd gc` runs it now).",
+    )
+    gc_delete_untagged: bool = Field(
+        False,
+        description="Also delete untagged images that no manifest list names, once pushed "
+        "longer ago than the grace window (CNCF Distribution's `--delete-untagged`). Off: "
+        "untagged images stay until a lifecycle policy expires them, as in ECR.",
+    )
+    lifecycle_interval_seconds: int = Field(
+        3600,
+        ge=60,
+        description="How often the server applies every repository's lifecycle policy (ECR "
+        "does within 24 hours; `ecrd lifecycle run` applies them now).",
+    )
+    archive_restore_seconds: int = Field(
+        60,
+        ge=0,
+        le=86400,
+        description="How long an archived image stays ACTIVATING after a restore to STANDARD "
+        "before it can be pulled again (ECR takes up to 20 minutes).",
+    )
+    test_hooks: bool = Field(
+        False,
+        description="For tests only: lets a caller with the account's root key set an image's "
+        "push, pull and archive times (`POST /_ecrd/test/image-times`), so that lifecycle "
+        "rules counted in days can be tested without waiting. Refused (404) when off.",
+    )
     log_format: Literal["text", "json"] = Field(
         "text",
         description="`text`: one line per record, for people. `json`: one JSON object per "

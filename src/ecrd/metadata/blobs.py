@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, bindparam, delete, select
+from typing import Any
+
+from sqlalchemy import Connection, bindparam, delete, select, update
 
 from ecrd.errors import RepositoryDeleted
 from ecrd.metadata.database import Database
 from ecrd.metadata.records import Blob, utcnow
-from ecrd.metadata.schema import blobs, repository_blobs, uploads
+from ecrd.metadata.schema import blobs, manifest_blobs, repository_blobs, uploads
 from ecrd.metadata.statements import insert_ignoring_conflicts
 
 _LINKED = (
@@ -18,6 +20,25 @@ _LINKED = (
         & (repository_blobs.c.blob_digest == bindparam("digest"))
     )
 )
+
+
+def release_blobs_of(connection: Connection, repository_id: int, manifest_id: Any) -> None:
+    """Start the garbage collector's grace window on the repository's links to the blobs a
+    manifest references: called in the transaction that deletes the manifest (`manifest_id`
+    is an id or a scalar subquery naming it). A link another manifest still needs is never
+    collected, whatever its window says."""
+    connection.execute(
+        update(repository_blobs)
+        .where(
+            (repository_blobs.c.repository_id == repository_id)
+            & repository_blobs.c.blob_digest.in_(
+                select(manifest_blobs.c.blob_digest).where(
+                    manifest_blobs.c.manifest_id == manifest_id
+                )
+            )
+        )
+        .values(released_at=utcnow())
+    )
 
 
 class BlobRecords:

@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, delete, exists, literal, or_, select, union_all
 
 from ecrd.errors import ManifestReferenced
+from ecrd.metadata.blobs import release_blobs_of
 from ecrd.metadata.database import Database
 from ecrd.metadata.records import as_utc
 from ecrd.metadata.schema import manifest_children, manifests, tags
@@ -238,6 +239,7 @@ class ImageStore:
                 )
                 return ImageDeletion(row.digest, (tag,), manifest_deleted=False)
             refuse_if_referenced(connection, repository_id, row.digest)
+            release_blobs_of(connection, repository_id, row.id)
             connection.execute(delete(manifests).where(manifests.c.id == row.id))
             return ImageDeletion(row.digest, (tag,), manifest_deleted=True)
 
@@ -265,6 +267,7 @@ class ImageStore:
                     .order_by(tags.c.name)
                 ).scalars()
             )
+            release_blobs_of(connection, repository_id, manifest_id)
             connection.execute(delete(manifests).where(manifests.c.id == manifest_id))
             return ImageDeletion(digest, removed_tags, manifest_deleted=True)
 

@@ -14,6 +14,7 @@ from ecrd.errors import (
     RepositoryDeleted,
     TagImmutable,
 )
+from ecrd.metadata.blobs import release_blobs_of
 from ecrd.metadata.database import Database
 from ecrd.metadata.images import refuse_if_referenced
 from ecrd.metadata.records import (
@@ -267,6 +268,15 @@ class ManifestStore:
 
         def work(connection: Connection) -> bool:
             refuse_if_referenced(connection, repository_id, digest)
+            release_blobs_of(
+                connection,
+                repository_id,
+                select(manifests.c.id)
+                .where(
+                    (manifests.c.repository_id == repository_id) & (manifests.c.digest == digest)
+                )
+                .scalar_subquery(),
+            )
             result = connection.execute(
                 delete(manifests).where(
                     (manifests.c.repository_id == repository_id) & (manifests.c.digest == digest)
@@ -327,10 +337,15 @@ def _check_references(connection: Connection, repository_id: int, new: NewManife
     if new.blob_digests:
         linked = set(
             connection.execute(
-                select(repository_blobs.c.blob_digest).where(
+                select(repository_blobs.c.blob_digest)
+                .where(
                     (repository_blobs.c.repository_id == repository_id)
                     & repository_blobs.c.blob_digest.in_(new.blob_digests)
                 )
+                # FOR SHARE (PostgreSQL): the garbage collector locks a link before it deletes
+                # it, so it either waits for this manifest (and then sees it) or is done first
+                # (and this finds the link gone).
+                .with_for_update(read=True)
             ).scalars()
         )
         missing = sorted(new.blob_digests - linked)

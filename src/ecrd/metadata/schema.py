@@ -13,6 +13,9 @@
     signing_keys                  (token and URL signing keys, newest signs, all unexpired verify)
     job_schedules ─< job_runs     (the job runner's leases and its record of runs)
 
+    repositories ─< lifecycle_previews ─< lifecycle_preview_results
+    registries ─< pull_time_exclusions   (principals whose pulls leave lastRecordedPullTime)
+
 Blobs are stored once per store and keyed by digest; a repository may use one only through a
 repository_blobs link. What a manifest references is kept as rows so that "is this in use",
 garbage collection and referrers are plain indexed queries. Every list query has an index.
@@ -81,6 +84,9 @@ repositories = Table(
     Column("kms_key", String(2048), nullable=True),
     Column("policy_text", Text, nullable=True),
     Column("lifecycle_policy_text", Text, nullable=True),
+    # When the lifecycle policy last ran over the repository (GetLifecyclePolicy's
+    # lastEvaluatedAt).
+    Column("lifecycle_evaluated_at", Timestamp, nullable=True),
     # ECR Public catalog data as JSON.
     Column("catalog_data_json", Text, nullable=True),
     UniqueConstraint("registry_id", "name"),
@@ -104,6 +110,9 @@ blobs = Table(
     Column("digest", DIGEST, primary_key=True),
     Column("size", BigInteger, nullable=False),
     Column("created_at", Timestamp, nullable=False),
+    # Set when the garbage collector has claimed the blob to delete its bytes; a push of the
+    # same digest that finds it set waits for the row to go, then stores the bytes anew.
+    Column("deleting_since", Timestamp, nullable=True),
 )
 
 repository_blobs = Table(
@@ -116,6 +125,10 @@ repository_blobs = Table(
     ),
     Column("blob_digest", ForeignKey("blobs.digest"), primary_key=True),
     Column("created_at", Timestamp, nullable=False),
+    # When the last manifest of the repository that referenced the blob was deleted: the
+    # garbage collector's grace window for an unreferenced link runs from here (or from
+    # created_at, for a blob no manifest ever referenced).
+    Column("released_at", Timestamp, nullable=True),
     Index(None, "blob_digest"),
 )
 
@@ -136,6 +149,13 @@ manifests = Table(
     Column("payload", LargeBinary, nullable=False),
     Column("pushed_at", Timestamp, nullable=False),
     Column("last_pulled_at", Timestamp, nullable=True),
+    # ECR's imageStatus: ACTIVE (storage class STANDARD), ARCHIVED (ARCHIVE, not pullable) or
+    # ACTIVATING (being restored from ARCHIVE, not pullable yet).
+    Column("image_status", String(16), nullable=False, default="ACTIVE", server_default="ACTIVE"),
+    Column("last_archived_at", Timestamp, nullable=True),
+    Column("last_activated_at", Timestamp, nullable=True),
+    # When the status last changed (an ACTIVATING image becomes ACTIVE a while after it).
+    Column("status_changed_at", Timestamp, nullable=True),
     UniqueConstraint("repository_id", "digest"),
     Index(None, "repository_id", "subject_digest"),
     Index(None, "repository_id", "pushed_at"),
@@ -255,4 +275,55 @@ job_runs = Table(
     Column("error", Text, nullable=True),
     Index(None, "name", "started_at"),
     sqlite_autoincrement=True,
+)
+
+lifecycle_previews = Table(
+    "lifecycle_previews",
+    metadata,
+    # One preview per repository, as in ECR: a new one replaces the last.
+    Column(
+        "repository_id",
+        ForeignKey("repositories.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("policy_text", Text, nullable=False),
+    # IN_PROGRESS, COMPLETE or FAILED as stored; EXPIRED is how an old one reads.
+    Column("status", String(16), nullable=False),
+    Column("started_at", Timestamp, nullable=False),
+    Column("finished_at", Timestamp, nullable=True),
+)
+
+lifecycle_preview_results = Table(
+    "lifecycle_preview_results",
+    metadata,
+    Column(
+        "repository_id",
+        ForeignKey("lifecycle_previews.repository_id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    # The result's place in the preview's answer, for keyset pages.
+    Column("position", Integer, primary_key=True, autoincrement=False),
+    Column("image_digest", DIGEST, nullable=False),
+    # JSON list of the image's tags when the preview ran.
+    Column("image_tags_json", Text, nullable=False, default="[]"),
+    Column("image_pushed_at", Timestamp, nullable=False),
+    # EXPIRE or TRANSITION, and for TRANSITION the target storage class.
+    Column("action_type", String(16), nullable=False),
+    Column("target_storage_class", String(16), nullable=True),
+    Column("applied_rule_priority", Integer, nullable=False),
+    # The image's storage class when the preview ran (STANDARD or ARCHIVE).
+    Column("storage_class", String(16), nullable=False),
+)
+
+pull_time_exclusions = Table(
+    "pull_time_exclusions",
+    metadata,
+    Column(
+        "registry_id",
+        ForeignKey("registries.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    # An IAM user or role ARN whose pulls do not update lastRecordedPullTime.
+    Column("principal_arn", String(200), primary_key=True),
+    Column("created_at", Timestamp, nullable=False),
 )
