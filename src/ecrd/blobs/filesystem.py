@@ -4,34 +4,49 @@ Layout under the root folder; paths are built only in this module:
 
     <root>/blobs/<algorithm>/<first two hex digits>/<hex>   committed blobs, immutable
     <root>/uploads/<upload id>                             bytes of an upload in progress
+    <root>/uploads/<upload id>.committed                   the same bytes once committed,
+                                                           until the upload is dropped
 
-An upload becomes a blob by an atomic rename within one filesystem, so a blob path holds either
-nothing or the complete, verified bytes. Disk work runs in worker threads, in 1 MiB pieces.
+A commit renames the upload's file to `.committed` (no append can open it any more) and makes
+the blob a hard link of it, atomically: a blob path holds either nothing or the complete,
+verified bytes, and the upload's name still reaches them until it is dropped, so a commit can be
+repeated. Where hard links are refused, the bytes are copied to `<upload id>.copying` and renamed
+into place. Disk work runs in worker threads, in 1 MiB pieces.
 """
 
 from __future__ import annotations
 
 import asyncio
 import errno
+import logging
 import os
 import re
-from collections.abc import AsyncIterator, Callable, Iterator
+import shutil
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO, TypeVar
 
 from anyio import to_thread
 
-from ecrd.blobs.store import UploadBytesMissing
+from ecrd.blobs.store import StoredBlob, UploadBytesMissing
 from ecrd.digests import Digest
 from ecrd.errors import StorageFull
 
 READ_CHUNK = 1024 * 1024
 _UPLOAD_ID = re.compile(r"[a-zA-Z0-9-]{1,64}")
+# The names an upload's bytes have in the uploads folder: while open, once committed, while
+# copied into place.
+_UPLOAD_FILE = re.compile(r"(?P<id>[a-zA-Z0-9-]{1,64})(\.committed|\.copying)?")
+_COMMITTED = ".committed"
+_COPYING = ".copying"
+# What os.link raises on a filesystem without hard links (some FUSE and network mounts).
+_NO_HARD_LINKS = {errno.EPERM, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK, errno.ENOSYS}
 # What the kernel says when a write cannot get room: no space, a quota, a file size limit.
 _NO_ROOM = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 Result = TypeVar("Result")
+logger = logging.getLogger("ecrd.blobs")
 
 
 @contextmanager
@@ -107,6 +122,21 @@ class FilesystemBlobStore:
     async def delete(self, digest: str) -> None:
         await to_thread.run_sync(_unlink_quietly, self._blob_path(digest))
 
+    async def delete_many(self, digests: Sequence[str]) -> list[str]:
+        paths = [(digest, self._blob_path(digest)) for digest in digests]
+
+        def unlink_all() -> list[str]:
+            failed = []
+            for digest, path in paths:
+                try:
+                    path.unlink(missing_ok=True)
+                except OSError:
+                    logger.warning("cannot delete blob %s", digest, exc_info=True)
+                    failed.append(digest)
+            return failed
+
+        return await to_thread.run_sync(unlink_all)
+
     async def download_url(self, digest: str) -> str | None:
         return None
 
@@ -146,41 +176,109 @@ class FilesystemBlobStore:
 
     async def commit_upload(self, upload_id: str, driver_state: str, digest: str) -> None:
         source = self._upload_path(upload_id)
+        committed = source.with_name(source.name + _COMMITTED)
         target = self._blob_path(digest)
 
-        def move_into_place() -> None:
+        def put_in_place() -> None:
             target.parent.mkdir(parents=True, exist_ok=True)
-            if target.exists():
-                # Same digest, same bytes: the stored copy stands.
-                source.unlink()
-            else:
-                os.replace(source, target)
+            try:
+                os.replace(source, committed)
+            except FileNotFoundError:
+                if not committed.exists():
+                    raise
+                # Committed before: put the same bytes back (the collector took the blob).
+            try:
+                os.link(committed, target)
+            except FileExistsError:
+                pass  # same digest, same bytes: the stored copy stands
+            except OSError as error:
+                if error.errno not in _NO_HARD_LINKS:
+                    raise
+                copying = source.with_name(source.name + _COPYING)
+                shutil.copyfile(committed, copying)
+                os.replace(copying, target)
 
         try:
-            await _writing(move_into_place)
+            await _writing(put_in_place)
         except FileNotFoundError:
             raise UploadBytesMissing(upload_id) from None
 
     async def abort_upload(self, upload_id: str, driver_state: str) -> None:
-        await to_thread.run_sync(_unlink_quietly, self._upload_path(upload_id))
+        path = self._upload_path(upload_id)
+
+        def drop() -> None:
+            for name in (path.name, path.name + _COMMITTED, path.name + _COPYING):
+                _unlink_quietly(path.with_name(name))
+
+        await to_thread.run_sync(drop)
 
     async def stored_uploads(self, written_before: datetime, limit: int) -> list[str]:
         cutoff = written_before.timestamp()
 
         def untouched() -> list[str]:
-            found: list[str] = []
+            newest: dict[str, float] = {}
             with os.scandir(self._uploads) as entries:
                 for entry in entries:
-                    if len(found) >= limit:
-                        break
+                    match = _UPLOAD_FILE.fullmatch(entry.name)
+                    if match is None:
+                        continue
                     try:
-                        if _UPLOAD_ID.fullmatch(entry.name) and entry.stat().st_mtime < cutoff:
-                            found.append(entry.name)
+                        # The last write. (A `.committed` file's upload row goes with the
+                        # commit's record, after which its bytes are the blob's, linked.)
+                        moment = entry.stat().st_mtime
                     except FileNotFoundError:  # removed while listed
                         continue
-            return found
+                    upload_id = match.group("id")
+                    newest[upload_id] = max(moment, newest.get(upload_id, moment))
+            return [upload_id for upload_id, moment in newest.items() if moment < cutoff][:limit]
 
         return await to_thread.run_sync(untouched)
+
+    async def stored_blobs(self, after: str | None, limit: int) -> list[StoredBlob]:
+        start = Digest.parse(after) if after is not None else None
+
+        def listed() -> list[StoredBlob]:
+            found: list[StoredBlob] = []
+            for algorithm in _sorted_names(self._blobs):
+                if start is not None and algorithm < start.algorithm:
+                    continue
+                after_hex = start.hex if start is not None and algorithm == start.algorithm else ""
+                for shard in _sorted_names(self._blobs / algorithm):
+                    if shard < after_hex[:2]:
+                        continue
+                    for name in _sorted_names(self._blobs / algorithm / shard):
+                        if name <= after_hex:
+                            continue
+                        try:
+                            # ctime: when the blob's link was made (the commit), not when the
+                            # upload's bytes were last written.
+                            status = (self._blobs / algorithm / shard / name).stat()
+                        except FileNotFoundError:  # deleted while listed
+                            continue
+                        found.append(
+                            StoredBlob(
+                                f"{algorithm}:{name}",
+                                status.st_size,
+                                datetime.fromtimestamp(status.st_ctime, UTC),
+                            )
+                        )
+                        if len(found) >= limit:
+                            return found
+            return found
+
+        return await to_thread.run_sync(listed)
+
+    async def abandoned_commits(self, written_before: datetime) -> int:
+        # A commit is one rename and one link; a copy left half made is an upload file
+        # (`.copying`), which the upload sweep drops with its upload.
+        return 0
+
+
+def _sorted_names(folder: Path) -> list[str]:
+    try:
+        return sorted(entry.name for entry in os.scandir(folder))
+    except FileNotFoundError:
+        return []
 
 
 def _unlink_quietly(path: Path) -> None:

@@ -42,9 +42,10 @@ import asyncio
 import contextlib
 import functools
 import json
+import logging
 import re
 import secrets
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -55,7 +56,7 @@ import botocore.session
 from anyio import CapacityLimiter, to_thread
 from botocore.exceptions import ClientError
 
-from ecrd.blobs.store import UploadBytesMissing
+from ecrd.blobs.store import StoredBlob, UploadBytesMissing
 from ecrd.digests import Digest
 from ecrd.errors import StorageFull, UploadTooFragmented
 
@@ -84,7 +85,9 @@ CONNECT_TIMEOUT_SECONDS = 5
 READ_TIMEOUT_SECONDS = 60
 CHECK_TIMEOUT_SECONDS = 2
 
+logger = logging.getLogger("ecrd.blobs")
 _UPLOAD_ID = re.compile(r"^[a-zA-Z0-9-]{1,64}$")
+_BLOB_KEY = re.compile(r"^(?P<algorithm>[a-z0-9]{1,16})/[0-9a-f]{2}/(?P<hex>[0-9a-f]{32,128})$")
 _CHUNK_NAME = re.compile(r"^chunk-[0-9]{1,20}-[0-9a-f]{1,64}$")
 _CONTENT_TYPE = "application/octet-stream"
 _MISSING = {"NoSuchKey", "NotFound", "404", "NoSuchUpload"}
@@ -427,6 +430,34 @@ class S3BlobStore:
         # S3 answers a delete of a missing key with success.
         await self._call(self._client.delete_object, Bucket=self.bucket, Key=self._blob_key(digest))
 
+    async def delete_many(self, digests: Sequence[str]) -> list[str]:
+        # DeleteObjects takes up to DELETE_BATCH keys a call, and answers each key's outcome.
+        failed: list[str] = []
+        by_key = {self._blob_key(digest): digest for digest in digests}
+        keys = list(by_key)
+        for first in range(0, len(keys), DELETE_BATCH):
+            batch = [{"Key": key} for key in keys[first : first + DELETE_BATCH]]
+            try:
+                answer = await self._call(
+                    self._client.delete_objects,
+                    Bucket=self.bucket,
+                    Delete={"Objects": batch, "Quiet": True},
+                )
+            except ClientError:
+                logger.warning("S3 refused to delete %d blobs", len(batch), exc_info=True)
+                failed += [by_key[entry["Key"]] for entry in batch]
+                continue
+            for error in answer.get("Errors", []):
+                if error.get("Code") not in _MISSING and error.get("Key") in by_key:
+                    logger.warning(
+                        "S3 did not delete %s: %s %s",
+                        error["Key"],
+                        error.get("Code"),
+                        error.get("Message"),
+                    )
+                    failed.append(by_key[error["Key"]])
+        return failed
+
     async def download_url(self, digest: str) -> str | None:
         # No request to S3; a thread all the same, as fetching fresh credentials may block.
         url = await to_thread.run_sync(
@@ -496,8 +527,8 @@ class S3BlobStore:
                 if _is_missing(error):
                     raise UploadBytesMissing(upload_id) from None
                 raise
-        # else: same digest, same bytes: the stored copy stands.
-        await self._remove_upload(upload_prefix)
+        # else: same digest, same bytes: the stored copy stands. The chunks stay until
+        # abort_upload, so that a second commit can put the blob back.
 
     async def _assemble(self, upload_prefix: str, chunks: list[_Chunk], key: str) -> None:
         """Write the chunks' bytes in order as object `key`, which appears whole at the end."""
@@ -561,6 +592,41 @@ class S3BlobStore:
                 note(multipart["Key"], multipart["Initiated"])
         untouched = [name for name, moment in newest.items() if moment < written_before]
         return untouched[:limit]
+
+    async def stored_blobs(self, after: str | None, limit: int) -> list[StoredBlob]:
+        blobs_prefix = f"{self.prefix}blobs/"
+        listing: dict[str, Any] = {
+            "Bucket": self.bucket,
+            "Prefix": blobs_prefix,
+            "PaginationConfig": {"MaxItems": limit, "PageSize": min(limit, DELETE_BATCH)},
+        }
+        if after is not None:
+            listing["StartAfter"] = self._blob_key(after)
+        found = []
+        pages = self._client.get_paginator("list_objects_v2").paginate(**listing)
+        for page in await self._pages(pages):
+            for entry in page.get("Contents", []):
+                match = _BLOB_KEY.fullmatch(entry["Key"].removeprefix(blobs_prefix))
+                if match is not None:
+                    digest = f"{match.group('algorithm')}:{match.group('hex')}"
+                    found.append(StoredBlob(digest, int(entry["Size"]), entry["LastModified"]))
+        return found[:limit]
+
+    async def abandoned_commits(self, written_before: datetime) -> int:
+        # A blob made of several chunks is assembled as a multipart upload at its key; a
+        # process killed meanwhile leaves that upload open (and billed) until aborted.
+        pages = self._client.get_paginator("list_multipart_uploads").paginate(
+            Bucket=self.bucket,
+            Prefix=f"{self.prefix}blobs/",
+            PaginationConfig={"MaxItems": DELETE_BATCH},
+        )
+        aborted = 0
+        for page in await self._pages(pages):
+            for multipart in page.get("Uploads", []):
+                if multipart["Initiated"] < written_before:
+                    await self._abort_multipart_quietly(multipart["Key"], multipart["UploadId"])
+                    aborted += 1
+        return aborted
 
     async def _remove_upload(self, upload_prefix: str) -> None:
         """Delete every object and abort every multipart upload under an upload's prefix: what

@@ -1,8 +1,10 @@
 """The BlobStore protocol: what the domain needs from a place that keeps blob bytes.
 
 A driver knows bytes and paths, never repositories, tags or HTTP. Upload bytes live apart from
-committed blobs until `commit_upload` moves them into place, after the caller has verified the
-digest; a committed blob is never partial and never changes.
+committed blobs until `commit_upload` puts them in place, after the caller has verified the
+digest; a committed blob is never partial and never changes. A commit leaves the upload's bytes
+where they are until `abort_upload`, so that it can be repeated: the garbage collector may have
+deleted the blob (same digest, an older copy) between a commit and the caller's record of it.
 
 A driver raises `errors.StorageFull` when its storage has no room (the caller then drops the
 upload at once), and `UploadBytesMissing` when an upload's bytes are gone (cancelled, expired or
@@ -11,13 +13,24 @@ its repository deleted by another request meanwhile).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
 
 class UploadBytesMissing(Exception):
     """An upload's bytes are not in the store any more."""
+
+
+@dataclass(frozen=True)
+class StoredBlob:
+    """A committed blob as the store lists it."""
+
+    digest: str
+    size: int
+    # When its bytes were put in place (the newest commit of that digest).
+    written_at: datetime
 
 
 class UploadWriter(Protocol):
@@ -45,6 +58,10 @@ class BlobStore(Protocol):
     async def delete(self, digest: str) -> None:
         """Remove a committed blob; no error when it is already gone."""
 
+    async def delete_many(self, digests: Sequence[str]) -> list[str]:
+        """Remove committed blobs (the garbage collector's batches); return the digests the
+        store could not delete. None already gone is an error."""
+
     async def download_url(self, digest: str) -> str | None:
         """A presigned URL anyone may GET the committed blob from, without credentials, for a
         limited time (S3's presigned GET); None when the store has no such URLs. Whether a
@@ -64,7 +81,9 @@ class BlobStore(Protocol):
         """Stream the bytes an upload holds so far (to hash them again)."""
 
     async def commit_upload(self, upload_id: str, driver_state: str, digest: str) -> None:
-        """Move a verified upload into place as blob `digest`; the upload is gone after."""
+        """Put a verified upload's bytes in place as blob `digest` (nothing to do when the blob
+        is there already). The upload takes no more appends, but its bytes stay until
+        `abort_upload`, so a second commit of the same upload puts them back."""
 
     async def abort_upload(self, upload_id: str, driver_state: str) -> None:
         """Drop an upload's bytes; no error when they are already gone."""
@@ -72,3 +91,11 @@ class BlobStore(Protocol):
     async def stored_uploads(self, written_before: datetime, limit: int) -> list[str]:
         """Ids of uploads the store holds bytes of, none written since `written_before`; at
         most `limit`. (The sweep drops those that no upload row names: bytes a crash left.)"""
+
+    async def stored_blobs(self, after: str | None, limit: int) -> list[StoredBlob]:
+        """Committed blobs in digest order, those after digest `after`, at most `limit`. (The
+        garbage collector drops those with no blob row: bytes a crash left before the row.)"""
+
+    async def abandoned_commits(self, written_before: datetime) -> int:
+        """Drop the pieces of commits that never finished and were started before
+        `written_before` (a process killed while assembling a blob); return how many."""
