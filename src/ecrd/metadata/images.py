@@ -16,8 +16,9 @@ from sqlalchemy import Connection, and_, delete, exists, literal, or_, select, u
 from ecrd.errors import ManifestReferenced
 from ecrd.metadata.blobs import release_blobs_of
 from ecrd.metadata.database import Database
-from ecrd.metadata.records import as_utc
+from ecrd.metadata.records import as_utc, utcnow
 from ecrd.metadata.schema import manifest_children, manifests, tags
+from ecrd.metadata.storage_classes import ACTIVE, status_column
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,10 @@ class ImageSummary:
     pushed_at: datetime
     last_pulled_at: datetime | None
     tags: tuple[str, ...]
+    # As stored; `metadata.storage_classes.status_of` tells what they mean at a moment.
+    image_status: str = ACTIVE
+    last_archived_at: datetime | None = None
+    last_activated_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -56,6 +61,9 @@ _SUMMARY_COLUMNS = (
     manifests.c.size,
     manifests.c.pushed_at,
     manifests.c.last_pulled_at,
+    manifests.c.image_status,
+    manifests.c.last_archived_at,
+    manifests.c.last_activated_at,
 )
 
 
@@ -69,6 +77,17 @@ def _tag_status_clause(tag_status: str) -> Any:
     if tag_status == "UNTAGGED":
         return ~_is_tagged()
     return literal(True)
+
+
+def _image_status_clause(image_status: str) -> Any:
+    """Images whose status is `image_status` now (ANY: every image)."""
+    if image_status == "ANY":
+        return literal(True)
+    return status_column(utcnow()) == image_status
+
+
+def _moment(value: datetime | None) -> datetime | None:
+    return None if value is None else as_utc(value)
 
 
 def _summaries(connection: Connection, rows: list[Any]) -> list[ImageSummary]:
@@ -91,8 +110,11 @@ def _summaries(connection: Connection, rows: list[Any]) -> list[ImageSummary]:
             subject_digest=row.subject_digest,
             size=row.size,
             pushed_at=as_utc(row.pushed_at),
-            last_pulled_at=None if row.last_pulled_at is None else as_utc(row.last_pulled_at),
+            last_pulled_at=_moment(row.last_pulled_at),
             tags=tuple(tags_of.get(row.id, ())),
+            image_status=row.image_status,
+            last_archived_at=_moment(row.last_archived_at),
+            last_activated_at=_moment(row.last_activated_at),
         )
         for row in rows
     ]
@@ -122,11 +144,19 @@ class ImageStore:
         self._database = database
 
     async def page(
-        self, repository_id: int, tag_status: str, after_id: int | None, limit: int
+        self,
+        repository_id: int,
+        tag_status: str,
+        after_id: int | None,
+        limit: int,
+        image_status: str = "ANY",
     ) -> list[ImageSummary]:
-        """Images in push order, filtered by tag status, after manifest `after_id`."""
+        """Images in push order, filtered by tag status and image status (ACTIVE, ARCHIVED,
+        ACTIVATING or ANY), after manifest `after_id`."""
         query = select(*_SUMMARY_COLUMNS).where(
-            (manifests.c.repository_id == repository_id) & _tag_status_clause(tag_status)
+            (manifests.c.repository_id == repository_id)
+            & _tag_status_clause(tag_status)
+            & _image_status_clause(image_status)
         )
         if after_id is not None:
             query = query.where(manifests.c.id > after_id)
@@ -171,9 +201,12 @@ class ImageStore:
         tag_status: str,
         after: tuple[int, str] | None,
         limit: int,
+        image_status: str = "ANY",
     ) -> list[tuple[int, str, str | None]]:
         """Image ids as ECR lists them: one (manifest id, digest, tag) per tag, and one with no
-        tag per untagged image, in (manifest id, tag) order after `after`."""
+        tag per untagged image, in (manifest id, tag) order after `after`; only images of
+        `image_status` unless it is ANY."""
+        status_clause = _image_status_clause(image_status)
         parts = []
         if tag_status in ("TAGGED", "ANY"):
             parts.append(
@@ -183,7 +216,7 @@ class ImageStore:
                     tags.c.name.label("tag"),
                 )
                 .select_from(tags.join(manifests, manifests.c.id == tags.c.manifest_id))
-                .where(tags.c.repository_id == repository_id)
+                .where((tags.c.repository_id == repository_id) & status_clause)
             )
         if tag_status in ("UNTAGGED", "ANY"):
             # "" stands for "no tag": no tag is empty, and it sorts before every tag.
@@ -192,7 +225,9 @@ class ImageStore:
                     manifests.c.id.label("manifest_id"),
                     manifests.c.digest.label("digest"),
                     literal("").label("tag"),
-                ).where((manifests.c.repository_id == repository_id) & ~_is_tagged())
+                ).where(
+                    (manifests.c.repository_id == repository_id) & ~_is_tagged() & status_clause
+                )
             )
         entries = (parts[0] if len(parts) == 1 else union_all(*parts)).subquery()
         query = select(entries.c.manifest_id, entries.c.digest, entries.c.tag)

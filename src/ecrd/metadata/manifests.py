@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Container, Sequence
 from datetime import datetime
 from typing import Any
@@ -41,12 +42,17 @@ from ecrd.metadata.statements import (
     repository_exists,
     upsert,
 )
+from ecrd.metadata.storage_classes import ACTIVE, status_column, status_of
 
 
 def _record(row: Any, prefix: str = "") -> Manifest:
     """A Manifest from a result row whose manifest columns carry `prefix` in their names."""
     values = row._mapping
-    last_pulled_at = values[f"{prefix}last_pulled_at"]
+
+    def moment(name: str) -> datetime | None:
+        value = values[f"{prefix}{name}"]
+        return None if value is None else as_utc(value)
+
     return Manifest(
         id=values[f"{prefix}id"],
         repository_id=values[f"{prefix}repository_id"],
@@ -59,7 +65,11 @@ def _record(row: Any, prefix: str = "") -> Manifest:
         size=values[f"{prefix}size"],
         payload=values[f"{prefix}payload"],
         pushed_at=as_utc(values[f"{prefix}pushed_at"]),
-        last_pulled_at=None if last_pulled_at is None else as_utc(last_pulled_at),
+        last_pulled_at=moment("last_pulled_at"),
+        image_status=values[f"{prefix}image_status"],
+        last_archived_at=moment("last_archived_at"),
+        last_activated_at=moment("last_activated_at"),
+        status_changed_at=moment("status_changed_at"),
     )
 
 
@@ -183,6 +193,22 @@ class ManifestStore:
                 # The manifest that was there was deleted meanwhile: store it anew.
             else:
                 raise RuntimeError(f"manifest {new.digest} vanished while being stored")
+            restored = False
+            now = utcnow()
+            if (
+                not created
+                and status_of(stored.image_status, stored.last_activated_at, now) != ACTIVE
+            ):
+                # Pushing an archived image again restores it at once, as on ECR.
+                connection.execute(
+                    update(manifests)
+                    .where(manifests.c.id == stored.id)
+                    .values(image_status=ACTIVE, last_activated_at=now, status_changed_at=now)
+                )
+                stored = dataclasses.replace(
+                    stored, image_status=ACTIVE, last_activated_at=now, status_changed_at=now
+                )
+                restored = True
             if created:
                 if new.blob_digests:
                     connection.execute(
@@ -230,7 +256,9 @@ class ManifestStore:
                     # PostgreSQL the insert waits for that one to commit, then conflicts): the
                     # first push keeps it, as ECR keeps the first of two racing pushes.
                     raise TagImmutable(f"tag {tag!r} already exists and tags are immutable")
-            return StoredManifest(manifest=stored, created=created, tag_moved=bool(moving))
+            return StoredManifest(
+                manifest=stored, created=created, tag_moved=bool(moving), restored=restored
+            )
 
         return await self._database.write(work)
 
@@ -312,13 +340,18 @@ class ManifestStore:
         artifact_types: list[str] | None,
         after_digest: str | None,
         limit: int | None,
+        image_status: str = "ANY",
     ) -> list[Manifest]:
+        """Manifests whose subject is `subject_digest`, in digest order; of one image status
+        (at the time of the call) unless `image_status` is ANY."""
         query = select(manifests).where(
             (manifests.c.repository_id == repository_id)
             & (manifests.c.subject_digest == subject_digest)
         )
         if artifact_types:
             query = query.where(manifests.c.artifact_type.in_(artifact_types))
+        if image_status != "ANY":
+            query = query.where(status_column(utcnow()) == image_status)
         if after_digest is not None:
             query = query.where(manifests.c.digest > after_digest)
         query = query.order_by(manifests.c.digest).limit(limit)

@@ -134,6 +134,12 @@ class Manifest:
     payload: bytes
     pushed_at: datetime
     last_pulled_at: datetime | None
+    # ECR's imageStatus as stored (ACTIVE, ARCHIVED, ACTIVATING) and its times; what it is at
+    # a given moment is `metadata.storage_classes.status_of` (a restore ends by itself).
+    image_status: str = "ACTIVE"
+    last_archived_at: datetime | None = None
+    last_activated_at: datetime | None = None
+    status_changed_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -144,3 +150,5 @@ class StoredManifest:
     manifest: Manifest
     created: bool
     tag_moved: bool = False
+    # Whether this put brought an archived (or restoring) manifest back to ACTIVE.
+    restored: bool = False

@@ -5,6 +5,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
+from ecrd.auth.principals import Principal
 from ecrd.errors import ManifestNotFound, ManifestTooLarge, TagInvalid
 from ecrd.metadata.records import Manifest
 from ecrd.oci.requests import (
@@ -49,7 +50,7 @@ def _check_acceptable(request: Request, manifest: Manifest) -> None:
 async def get_manifest(request: Request) -> Response:
     services = services_of(request)
     registry, name = await address_of(request)
-    _, manifest = await services.manifests.find_for_pull(
+    repository, manifest = await services.manifests.find_for_pull(
         registry, name, request.path_params["reference"]
     )
     _check_acceptable(request, manifest)
@@ -60,7 +61,9 @@ async def get_manifest(request: Request) -> Response:
     }
     if request.method == "HEAD":
         return Response(status_code=200, headers=headers, media_type=manifest.media_type)
-    services.manifests.record_pull(manifest)
+    # Who pulled decides whether the pull is recorded (the registry's pull-time exclusions).
+    principal: Principal | None = getattr(request.state, "principal", None)
+    services.manifests.record_pull(repository, manifest, principal)
     return Response(manifest.payload, headers=headers, media_type=manifest.media_type)
 
 

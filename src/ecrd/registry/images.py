@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from ecrd.auth.principals import Principal
 from ecrd.errors import (
     DigestMismatch,
     ImageAlreadyExists,
@@ -58,8 +59,9 @@ class ImageService:
         `media_type` or the one the manifest names, never guessed (MediaTypeMissing).
 
         Raises DigestMismatch when `digest` is not the manifest's, ImageAlreadyExists when
-        the same manifest (and tag) is there already, TagImmutable, ManifestBlobUnknown and
-        ManifestChildUnknown, each worded as ECR words it.
+        the same manifest (and tag) is there already (unless it was archived: putting it
+        again restores it), TagImmutable, ManifestBlobUnknown and ManifestChildUnknown, each
+        worded as ECR words it.
         """
         where = (
             f"in the repository with name '{repository.name}' in registry with id "
@@ -98,7 +100,7 @@ class ImageService:
                 f"'{registry.account_id}' do not exist",
                 error.digests,
             ) from None
-        if not stored.created and not stored.tag_moved:
+        if not stored.created and not stored.tag_moved and not stored.restored:
             tagged = f" and tag '{tag}'" if tag is not None else ""
             raise ImageAlreadyExists(
                 f"Image with digest '{stored.manifest.digest}'{tagged} already exists {where}"
@@ -118,9 +120,18 @@ class ImageService:
         return await self._images.by_digests(repository.id, digests)
 
     async def page(
-        self, repository: Repository, tag_status: str, after_id: int | None, limit: int
+        self,
+        repository: Repository,
+        tag_status: str,
+        after_id: int | None,
+        limit: int,
+        image_status: str = "ANY",
     ) -> ImagePage:
-        found = await self._images.page(repository.id, tag_status, after_id, limit + 1)
+        """A page of images in push order, of a tag status and an image status (ACTIVE,
+        ARCHIVED, ACTIVATING, or ANY)."""
+        found = await self._images.page(
+            repository.id, tag_status, after_id, limit + 1, image_status
+        )
         return ImagePage(found[:limit], has_more=len(found) > limit)
 
     async def tagged_page(
@@ -147,8 +158,11 @@ class ImageService:
         tag_status: str,
         after: tuple[int, str] | None,
         limit: int,
+        image_status: str = "ANY",
     ) -> tuple[list[tuple[int, str, str | None]], bool]:
-        found = await self._images.id_page(repository.id, tag_status, after, limit + 1)
+        found = await self._images.id_page(
+            repository.id, tag_status, after, limit + 1, image_status
+        )
         return found[:limit], len(found) > limit
 
     async def delete_by_tag(self, repository: Repository, tag: str) -> ImageDeletion | None:
@@ -157,5 +171,7 @@ class ImageService:
     async def delete_by_digest(self, repository: Repository, digest: str) -> ImageDeletion | None:
         return await self._images.delete_by_digest(repository.id, digest)
 
-    def record_pull(self, manifest: Manifest) -> None:
-        self._manifests.record_pull(manifest)
+    def record_pull(
+        self, repository: Repository, manifest: Manifest, principal: Principal | None = None
+    ) -> None:
+        self._manifests.record_pull(repository, manifest, principal)

@@ -7,10 +7,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from ecrd.auth.principals import Principal
 from ecrd.digests import Digest, is_digest
 from ecrd.errors import (
     DigestInvalid,
     DigestMismatch,
+    ManifestArchived,
     ManifestNotFound,
     ManifestTooLarge,
     TagInvalid,
@@ -25,8 +27,10 @@ from ecrd.metadata.records import (
     StoredManifest,
     utcnow,
 )
+from ecrd.metadata.storage_classes import ACTIVATING, ACTIVE, status_of
 from ecrd.names import check_repository_name, check_tag
 from ecrd.registry.manifest_format import parse_manifest
+from ecrd.registry.pull_time_exclusions import PullTimeExclusionService
 from ecrd.registry.repositories import repository_not_found
 
 # ECR refreshes lastRecordedPullTime at most this often; pulls in between cost no write.
@@ -58,12 +62,18 @@ class ManifestPush:
 
 class ManifestService:
     def __init__(
-        self, manifests: ManifestStore, max_manifest_bytes: int, background: BackgroundTasks
+        self,
+        manifests: ManifestStore,
+        max_manifest_bytes: int,
+        background: BackgroundTasks,
+        pull_time_exclusions: PullTimeExclusionService | None = None,
     ) -> None:
         self._manifests = manifests
         self.max_manifest_bytes = max_manifest_bytes
         # Pull-time writes go here, so that a shutdown waits for them (the job runner drains it).
         self._background = background
+        # Principals whose pulls are not recorded (none when not given).
+        self._exclusions = pull_time_exclusions
         # Keyed by (id, pushed-at): SQLite reuses the id of a deleted row, even for the same
         # digest, but a manifest stored again has a new push time.
         self._pulls_recorded: dict[tuple[int, datetime], float] = {}
@@ -141,7 +151,8 @@ class ManifestService:
         self, registry: Registry, name: str, reference: str
     ) -> tuple[Repository, Manifest]:
         """The repository and manifest a pull names, in one metadata read. A reference that
-        is neither a valid tag nor a valid digest names no manifest (ManifestNotFound)."""
+        is neither a valid tag nor a valid digest names no manifest (ManifestNotFound); an
+        archived manifest, or one still being restored, cannot be pulled (ManifestArchived)."""
         check_repository_name(name)
         try:
             parsed = Reference.parse(reference)
@@ -153,6 +164,10 @@ class ManifestService:
         repository, manifest = found
         if manifest is None:
             raise ManifestNotFound(f"manifest {reference} is not in repository {name}")
+        status = status_of(manifest.image_status, manifest.last_activated_at, utcnow())
+        if status != ACTIVE:
+            state = "being restored" if status == ACTIVATING else "archived"
+            raise ManifestArchived(f"manifest {reference} in repository {name} is {state}")
         return repository, manifest
 
     async def find_in(
@@ -181,22 +196,55 @@ class ManifestService:
         artifact_types: list[str] | None = None,
         after_digest: str | None = None,
         limit: int | None = None,
+        image_status: str = ACTIVE,
     ) -> list[Manifest]:
         """Manifests whose subject is `subject_digest`, in digest order, optionally only
-        those of `artifact_types` and a page of them."""
+        those of `artifact_types` and a page of them; by default only those that can be
+        pulled (ACTIVE), else those of `image_status` (ANY: all)."""
         canonical = str(Digest.parse(subject_digest))
         return await self._manifests.referrers(
-            repository.id, canonical, artifact_types, after_digest, limit
+            repository.id, canonical, artifact_types, after_digest, limit, image_status
         )
 
-    def record_pull(self, manifest: Manifest) -> None:
-        """Note that the manifest was pulled: a background write, at most once a minute each."""
+    def record_pull(
+        self, repository: Repository, manifest: Manifest, principal: Principal | None = None
+    ) -> None:
+        """Note that `principal` pulled the manifest: a background write, at most once a
+        minute each, and none for a principal the registry excludes from pull times.
+
+        The exclusion is checked before the once-a-minute bound, so an excluded pull never
+        stands in for the next one. With the registry's list in memory (the usual case) this
+        costs no task unless it writes; otherwise the list is read in the background first.
+        """
+        if principal is not None and self._exclusions is not None:
+            excluded = self._exclusions.cached(repository.registry_id, principal)
+            if excluded is None:
+                self._background.spawn(
+                    self._record_unless_excluded(repository, manifest, principal)
+                )
+                return
+            if excluded:
+                return
+        if self._is_due(manifest):
+            self._background.spawn(self._manifests.record_pull(manifest.id, utcnow()))
+
+    async def _record_unless_excluded(
+        self, repository: Repository, manifest: Manifest, principal: Principal
+    ) -> None:
+        assert self._exclusions is not None
+        if await self._exclusions.is_excluded(repository.registry_id, principal):
+            return
+        if self._is_due(manifest):
+            await self._manifests.record_pull(manifest.id, utcnow())
+
+    def _is_due(self, manifest: Manifest) -> bool:
+        """Whether this pull is to be written (and, if so, noted as written now)."""
         now = time.monotonic()
         key = (manifest.id, manifest.pushed_at)
         last = self._pulls_recorded.get(key)
         if last is not None and now - last < PULL_RECORD_INTERVAL_SECONDS:
-            return
+            return False
         if len(self._pulls_recorded) >= MAX_REMEMBERED_PULLS:
             self._pulls_recorded.clear()
         self._pulls_recorded[key] = now
-        self._background.spawn(self._manifests.record_pull(manifest.id, utcnow()))
+        return True

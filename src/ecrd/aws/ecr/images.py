@@ -12,7 +12,8 @@ from ecrd.aws.pagination import decode_token, encode_token
 from ecrd.digests import Digest, is_valid_digest
 from ecrd.errors import ManifestReferenced, MediaTypeMissing, ParameterInvalid
 from ecrd.metadata.images import ImageSummary
-from ecrd.metadata.records import Manifest, Registry, Repository
+from ecrd.metadata.records import Manifest, Registry, Repository, utcnow
+from ecrd.metadata.storage_classes import ACTIVATING, ACTIVE, activated_at, status_of
 
 DEFAULT_PAGE_SIZE = 100
 DEFAULT_REFERRERS_PAGE_SIZE = 50
@@ -106,6 +107,13 @@ async def batch_get_image(call: Call, params: dict[str, Any]) -> dict[str, Any]:
             else:
                 failures.append(_failure(image_id, "ImageNotFound", "Requested image not found"))
             continue
+        status = status_of(manifest.image_status, manifest.last_activated_at, utcnow())
+        if status != ACTIVE:
+            # ECR's failure code for an image it has but will not hand out; an archived
+            # image is pulled again once restored.
+            state = "being restored" if status == ACTIVATING else "archived"
+            failures.append(_failure(image_id, "ImageInaccessible", f"Requested image is {state}"))
+            continue
         if accepted is not None and manifest.media_type not in accepted:
             failures.append(
                 _failure(
@@ -117,7 +125,7 @@ async def batch_get_image(call: Call, params: dict[str, Any]) -> dict[str, Any]:
             )
             continue
         images.append(_image_output(registry, repository, manifest, tag))
-        call.services.images.record_pull(manifest)
+        call.services.images.record_pull(repository, manifest, call.principal)
     return {"images": images, "failures": failures}
 
 
@@ -164,6 +172,7 @@ async def batch_delete_image(call: Call, params: dict[str, Any]) -> dict[str, An
 
 def image_detail(registry: Registry, repository: Repository, image: ImageSummary
                   ) -> dict[str, Any]:  # fmt: skip
+    now = utcnow()
     detail: dict[str, Any] = {
         "registryId": registry.account_id,
         "repositoryName": repository.name,
@@ -171,8 +180,13 @@ def image_detail(registry: Registry, repository: Repository, image: ImageSummary
         "imageSizeInBytes": image.size,
         "imagePushedAt": image.pushed_at,
         "imageManifestMediaType": image.media_type,
-        "imageStatus": "ACTIVE",
+        "imageStatus": status_of(image.image_status, image.last_activated_at, now),
     }
+    if image.last_archived_at is not None:
+        detail["lastArchivedAt"] = image.last_archived_at
+    last_activated_at = activated_at(image.image_status, image.last_activated_at, now)
+    if last_activated_at is not None:
+        detail["lastActivatedAt"] = last_activated_at
     if image.tags:
         detail["imageTags"] = list(image.tags)
     artifact_media_type = image.config_media_type or image.artifact_type
@@ -193,11 +207,10 @@ def _describe_image_id(image_id: dict[str, Any]) -> str:
     return f"{{imageDigest:{digest_text}, imageTag:{tag_text}}}"
 
 
-def _filters(params: dict[str, Any]) -> tuple[str, bool]:
-    """(tag status, whether any image can match the image status filter)."""
+def _filters(params: dict[str, Any]) -> tuple[str, str]:
+    """(tag status, image status): ANY and, as ECR documents, ACTIVE when not given."""
     requested = params.get("filter") or {}
-    image_status = requested.get("imageStatus", "ACTIVE")
-    return requested.get("tagStatus", "ANY"), image_status in ("ACTIVE", "ANY")
+    return requested.get("tagStatus", "ANY"), requested.get("imageStatus", ACTIVE)
 
 
 async def describe_images(call: Call, params: dict[str, Any]) -> dict[str, Any]:
@@ -209,13 +222,11 @@ async def describe_images(call: Call, params: dict[str, Any]) -> dict[str, Any]:
                 "maxResults, nextToken and filter cannot be used together with imageIds"
             )
         return {"imageDetails": await _describe_by_ids(call, registry, repository, image_ids)}
-    tag_status, any_match = _filters(params)
+    tag_status, image_status = _filters(params)
     limit = params.get("maxResults", DEFAULT_PAGE_SIZE)
-    scope = f"DescribeImages:{repository.id}:{tag_status}"
+    scope = f"DescribeImages:{repository.id}:{tag_status}:{image_status}"
     after = decode_token(scope, params.get("nextToken"), int)
-    if not any_match:
-        return {"imageDetails": []}
-    page = await call.services.images.page(repository, tag_status, after, limit)
+    page = await call.services.images.page(repository, tag_status, after, limit, image_status)
     output: dict[str, Any] = {
         "imageDetails": [image_detail(registry, repository, image) for image in page.images]
     }
@@ -239,7 +250,7 @@ async def _describe_by_ids(
             )
         resolved = str(Digest.parse(digest)) if digest is not None else tag_digests.get(tag or "")
         if resolved is None or (tag is not None and tag_digests.get(tag) != resolved):
-            raise _image_not_found(registry, repository, image_id)
+            raise image_not_found(registry, repository, image_id)
         wanted.append(resolved)
     found = {
         image.digest: image for image in await call.services.images.describe(repository, wanted)
@@ -247,14 +258,14 @@ async def _describe_by_ids(
     details = []
     for image_id, digest in zip(image_ids, wanted, strict=True):
         if digest not in found:
-            raise _image_not_found(registry, repository, image_id)
+            raise image_not_found(registry, repository, image_id)
     for digest in dict.fromkeys(wanted):
         details.append(image_detail(registry, repository, found[digest]))
     return details
 
 
-def _image_not_found(registry: Registry, repository: Repository, image_id: dict[str, Any]
-                     ) -> AwsError:  # fmt: skip
+def image_not_found(registry: Registry, repository: Repository, image_id: dict[str, Any]
+                    ) -> AwsError:  # fmt: skip
     return AwsError(
         "ImageNotFoundException",
         f"The image with imageId {_describe_image_id(image_id)} does not exist within the "
@@ -265,14 +276,16 @@ def _image_not_found(registry: Registry, repository: Repository, image_id: dict[
 
 async def list_images(call: Call, params: dict[str, Any]) -> dict[str, Any]:
     _registry, repository = await call.repository(params)
-    tag_status, any_match = _filters(params)
+    tag_status, image_status = _filters(params)
     limit = params.get("maxResults", DEFAULT_PAGE_SIZE)
-    scope = f"ListImages:{repository.id}:{tag_status}"
+    scope = f"ListImages:{repository.id}:{tag_status}:{image_status}"
     after = decode_token(scope, params.get("nextToken"), (int, str))
-    if not any_match:
-        return {"imageIds": []}
     entries, has_more = await call.services.images.id_page(
-        repository, tag_status, None if after is None else (after[0], after[1]), limit
+        repository,
+        tag_status,
+        None if after is None else (after[0], after[1]),
+        limit,
+        image_status,
     )
     image_ids = []
     for _manifest_id, digest, tag in entries:
@@ -295,20 +308,27 @@ async def list_image_referrers(call: Call, params: dict[str, Any]) -> dict[str, 
             "Invalid parameter at 'subjectId.imageDigest' failed to satisfy constraint: "
             "'Invalid image digest'"
         )
-    artifact_types = (params.get("filter") or {}).get("artifactTypes")
+    requested = params.get("filter") or {}
+    artifact_types = requested.get("artifactTypes")
+    # As ECR documents: only ACTIVE artifacts unless the filter names another status.
+    artifact_status = requested.get("artifactStatus", ACTIVE)
     limit = params.get("maxResults", DEFAULT_REFERRERS_PAGE_SIZE)
-    scope = f"ListImageReferrers:{repository.id}:{subject}:{json.dumps(artifact_types)}"
+    scope = (
+        f"ListImageReferrers:{repository.id}:{subject}:{json.dumps(artifact_types)}"
+        f":{artifact_status}"
+    )
     after = decode_token(scope, params.get("nextToken"), str)
     found = await call.services.manifests.referrers(
-        repository, subject, artifact_types, after, limit + 1
+        repository, subject, artifact_types, after, limit + 1, artifact_status
     )
+    now = utcnow()
     referrers = []
     for manifest in found[:limit]:
         referrer: dict[str, Any] = {
             "digest": manifest.digest,
             "mediaType": manifest.media_type,
             "size": len(manifest.payload),
-            "artifactStatus": "ACTIVE",
+            "artifactStatus": status_of(manifest.image_status, manifest.last_activated_at, now),
         }
         if manifest.artifact_type is not None:
             referrer["artifactType"] = manifest.artifact_type
