@@ -367,6 +367,46 @@ class EcrdServer:
         keys = _bucket_keys(self.s3_bucket, "blobs/")
         return {f"{key.split('/')[1]}:{key.split('/')[3]}" for key in keys}
 
+    def stored_blob_bytes(self) -> int:
+        """Bytes of the committed blobs the blob store holds (folder or bucket)."""
+        if self.s3_bucket is None:
+            folder = self.data_dir / "blobs"
+            return sum(path.stat().st_size for path in folder.glob("*/*/*") if path.is_file())
+        client = session_s3_server().s3_client()
+        pages = client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.s3_bucket, Prefix="blobs/"
+        )
+        return sum(entry["Size"] for page in pages for entry in page.get("Contents", []))
+
+    def ecrd_command(
+        self, *arguments: str, timeout: float = 120
+    ) -> subprocess.CompletedProcess[str]:
+        """Run `ecrd ARGUMENTS` against this server's store (its data folder, database and
+        blob store), as an operator would beside the running server."""
+        environment = clean_environment()
+        environment.update(self.environment)
+        return subprocess.run(
+            [sys.executable, "-m", "ecrd", *arguments, *self.store_arguments()],
+            capture_output=True,
+            text=True,
+            env=environment,
+            timeout=timeout,
+            check=False,
+        )
+
+    def ecrd_process(self, *arguments: str) -> subprocess.Popen[str]:
+        """Start `ecrd ARGUMENTS` against this server's store, to run beside other work;
+        the caller waits for it (communicate) and so ends it."""
+        environment = clean_environment()
+        environment.update(self.environment)
+        return subprocess.Popen(
+            [sys.executable, "-m", "ecrd", *arguments, *self.store_arguments()],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=environment,
+        )
+
     def metadata_query(self, sql: str, **parameters: Any) -> list[tuple[Any, ...]]:
         """Rows of a read-only SQL query on this server's metadata store (SQLite or
         PostgreSQL), to check what a request left behind."""

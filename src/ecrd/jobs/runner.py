@@ -348,7 +348,10 @@ class JobRunner:
                         f"ran past its lease of {job.lease.total_seconds():g} s and was cut off"
                     ) from None
                 raise
-            return _checked_counts(result)
+            counts = _checked_counts(result)
+            if self._metrics is not None:
+                self._metrics.count(job.name, counts)
+            return counts
 
     async def _record_end(
         self, job: Job, taken: _Taken, outcome: str, counts: Mapping[str, int], error: str | None

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, delete, select, update
 
 from ecrd.errors import RepositoryDeleted
 from ecrd.metadata.database import Database
-from ecrd.metadata.records import Blob, utcnow
+from ecrd.metadata.records import Blob, as_utc, utcnow
 from ecrd.metadata.schema import blobs, manifest_blobs, repository_blobs, uploads
 from ecrd.metadata.statements import insert_ignoring_conflicts
 
 _LINKED = (
-    select(blobs.c.digest, blobs.c.size)
+    select(blobs.c.digest, blobs.c.size, repository_blobs.c.released_at)
     .select_from(repository_blobs.join(blobs))
     .where(
         (repository_blobs.c.repository_id == bindparam("repository_id"))
@@ -41,19 +42,74 @@ def release_blobs_of(connection: Connection, repository_id: int, manifest_id: An
     )
 
 
+# A collector's claim this old belongs to a collector that died between claiming a blob and
+# deleting it (deleting takes seconds): another collection may claim the blob again, and an
+# upload of the same digest may take it back.
+STALE_CLAIM = timedelta(minutes=10)
+
+
+class BlobBeingCollected(Exception):
+    """The garbage collector has claimed the blob and is deleting its bytes: store them again
+    once the row has gone."""
+
+    def __init__(self, digest: str, since: datetime) -> None:
+        super().__init__(f"blob {digest} is being collected since {since.isoformat()}")
+        self.digest = digest
+
+
+def _take_or_refuse_claim(connection: Connection, digest: str) -> bool:
+    """Lock the blob row against a claim (FOR SHARE waits for one being made). Raise
+    BlobBeingCollected when the collector holds it; clear a dead collector's claim. False when
+    there is no row."""
+    row = connection.execute(
+        select(blobs.c.deleting_since).where(blobs.c.digest == digest).with_for_update(read=True)
+    ).first()
+    if row is None:
+        return False
+    if row.deleting_since is not None:
+        since = as_utc(row.deleting_since)
+        if since > utcnow() - STALE_CLAIM:
+            raise BlobBeingCollected(digest, since)
+        connection.execute(
+            update(blobs).where(blobs.c.digest == digest).values(deleting_since=None)
+        )
+    return True
+
+
 class BlobRecords:
     def __init__(self, database: Database) -> None:
         self._database = database
 
     async def linked(self, repository_id: int, digest: str) -> Blob | None:
-        """The blob, if `repository_id` is linked to it."""
+        """The blob, if `repository_id` is linked to it. A link whose images were deleted is
+        renewed by being asked for (see `_renew`): one write, only for such links."""
         parameters = {"repository_id": repository_id, "digest": digest}
 
-        def work(connection: Connection) -> Blob | None:
-            row = connection.execute(_LINKED, parameters).first()
-            return None if row is None else Blob(digest=row.digest, size=row.size)
+        def work(connection: Connection) -> Any:
+            return connection.execute(_LINKED, parameters).first()
 
-        return await self._database.read(work)
+        row = await self._database.read(work)
+        if row is None:
+            return None
+        if row.released_at is not None and not await self._renew(repository_id, digest):
+            return None
+        return Blob(digest=row.digest, size=row.size)
+
+    async def _renew(self, repository_id: int, digest: str) -> bool:
+        """Start a released link's grace window again: a client that finds the blob present
+        (a HEAD before a push) may rely on it for that long, though no manifest references it
+        yet. False when the link went meanwhile (the collector took it first)."""
+        statement = (
+            update(repository_blobs)
+            .where(
+                (repository_blobs.c.repository_id == repository_id)
+                & (repository_blobs.c.blob_digest == digest)
+            )
+            .values(released_at=utcnow())
+        )
+        return await self._database.write(
+            lambda connection: bool(connection.execute(statement).rowcount)
+        )
 
     async def add_and_link(
         self, repository_id: int, digest: str, size: int, finished_upload_id: str | None = None
@@ -61,9 +117,11 @@ class BlobRecords:
         """Record a blob whose bytes are now in the blob store, and link it to the repository.
 
         `finished_upload_id` names the upload the bytes came from; its row goes in the same
-        transaction, so the blob never appears while its upload still looks open. When the
-        repository was deleted meanwhile, the blob row is still recorded (its bytes are in the
-        store, and a blob without a row could never be found to be collected) and
+        transaction, so the blob never appears while its upload still looks open. Raises
+        BlobBeingCollected (and records nothing) while the garbage collector deletes an older
+        copy of the same bytes: the caller commits its bytes again once the claim is gone.
+        When the repository was deleted meanwhile, the blob row is still recorded (its bytes
+        are in the store, and a blob without a row could never be found to be collected) and
         RepositoryDeleted is raised.
         """
         dialect = self._database.dialect
@@ -77,6 +135,7 @@ class BlobRecords:
 
         def record_and_link(connection: Connection) -> None:
             record(connection)
+            _take_or_refuse_claim(connection, digest)
             if finished_upload_id is not None:
                 connection.execute(delete(uploads).where(uploads.c.id == finished_upload_id))
             connection.execute(
@@ -99,13 +158,18 @@ class BlobRecords:
         return Blob(digest=digest, size=size)
 
     async def link(self, repository_id: int, digest: str) -> Blob | None:
-        """Link an already stored blob to a repository; None when no such blob is recorded."""
+        """Link an already stored blob to a repository; None when no such blob is recorded
+        (or the garbage collector is deleting it)."""
 
         def work(connection: Connection) -> Blob | None:
             row = connection.execute(
-                select(blobs.c.digest, blobs.c.size).where(blobs.c.digest == digest)
+                select(blobs.c.digest, blobs.c.size, blobs.c.deleting_since)
+                .where(blobs.c.digest == digest)
+                # FOR SHARE: a collector's claim either waits for this link, or is seen here.
+                .with_for_update(read=True)
             ).first()
-            if row is None:
+            if row is None or row.deleting_since is not None:
+                # Being collected: the client uploads the bytes instead.
                 return None
             connection.execute(
                 insert_ignoring_conflicts(

@@ -9,6 +9,9 @@ never a concrete path or repository name.
     ecrd_uploads_in_progress                                open upload rows, counted per scrape
     ecrd_background_job_runs_total{job, outcome}            outcome: success or failure
     ecrd_background_job_duration_seconds{job}               histogram
+    ecrd_background_job_items_total{job, item}              what runs did: the counts a job
+                                                            returns (garbage_collection: blobs,
+                                                            blob_bytes, links, ...)
     ecrd_build_info{version}                                always 1
 
 `route` is the route template (`/v2/{name}/manifests/{reference}`) on the v2 and web doors, the
@@ -29,7 +32,7 @@ import re
 import shutil
 import tempfile
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
@@ -237,6 +240,13 @@ class JobMetrics:
             registry=registry,
             buckets=JOB_BUCKETS,
         )
+        self._items = Counter(
+            "ecrd_background_job_items",
+            "What background job runs did, by job and count: the counts each run returns "
+            "(garbage_collection: blobs, blob_bytes, links; upload_sweep: removed, ...).",
+            ("job", "item"),
+            registry=registry,
+        )
         for job in jobs:  # series at 0 from the start, so "no run yet" can be alerted on
             for outcome in ("success", "failure"):
                 self._runs.labels(job, outcome)
@@ -247,6 +257,13 @@ class JobMetrics:
     def record(self, job: str, outcome: str, duration_seconds: float) -> None:
         self._runs.labels(job, outcome).inc()
         self._durations.labels(job).observe(duration_seconds)
+
+    def count(self, job: str, counts: Mapping[str, int]) -> None:
+        """Add a successful run's counts. Their names are fixed in each job's code, so the
+        label set stays bounded."""
+        for item, value in counts.items():
+            if value > 0:
+                self._items.labels(job, item).inc(value)
 
 
 class _ScrapeTimeValues(Collector):

@@ -23,6 +23,7 @@ OCI_ERRORS: dict[type[errors.RegistryError], tuple[int, str]] = {
     errors.ManifestReferenced: (409, "DENIED"),
     errors.TagImmutable: (400, "TAG_INVALID"),
     errors.TooManyUploads: (429, "TOOMANYREQUESTS"),
+    errors.BlobBusy: (429, "TOOMANYREQUESTS"),
     errors.UploadTooFragmented: (400, "BLOB_UPLOAD_INVALID"),
     # The spec has no code for it; Distribution answers its own failures with UNKNOWN.
     errors.StorageFull: (507, "UNKNOWN"),

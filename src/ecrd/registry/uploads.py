@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import time
 import uuid
 from collections import OrderedDict
 from collections.abc import AsyncIterator
@@ -30,6 +31,7 @@ from anyio import to_thread
 from ecrd.blobs.store import BlobStore, UploadBytesMissing, UploadWriter
 from ecrd.digests import Digest, Hasher, new_hasher
 from ecrd.errors import (
+    BlobBusy,
     DigestInvalid,
     DigestMismatch,
     RepositoryDeleted,
@@ -39,12 +41,16 @@ from ecrd.errors import (
     UploadNotFound,
     UploadOutOfOrder,
 )
-from ecrd.metadata.blobs import BlobRecords
+from ecrd.metadata.blobs import BlobBeingCollected, BlobRecords
 from ecrd.metadata.records import Blob, Registry, Repository, Upload, utcnow
 from ecrd.metadata.uploads import UploadStore
 
 PIECE_SIZE = 1024 * 1024
 MAX_REMEMBERED_HASHERS = 1024
+# How long a finishing upload waits for the garbage collector to delete an older copy of the
+# same blob (it takes a moment), and how many times it commits meanwhile at most.
+BLOB_BUSY_WAIT_SECONDS = 10.0
+MAX_COMMIT_ATTEMPTS = 40
 logger = logging.getLogger("ecrd")
 
 
@@ -201,20 +207,47 @@ class UploadService:
             raise
         try:
             actual = await self._digest_of(upload, expected.algorithm)
-            if actual != expected:
-                await self.cancel(repository, upload_id)
-                raise DigestMismatch(f"upload has digest {actual}, not {expected}")
-            await self._blob_store.commit_upload(upload.id, upload.driver_state_json, str(expected))
-        except StorageFull:
-            await self._remove(upload)
-            raise
         except UploadBytesMissing:
             await self._raise_gone(repository.id, upload_id)
-        blob = await self._blob_records.add_and_link(
-            repository.id, str(expected), upload.offset, finished_upload_id=upload.id
-        )
+        if actual != expected:
+            await self.cancel(repository, upload_id)
+            raise DigestMismatch(f"upload has digest {actual}, not {expected}")
+        blob = await self._commit_and_record(repository, upload, str(expected))
         self._hashes.pop(upload.id, None)
+        try:
+            await self._blob_store.abort_upload(upload.id, upload.driver_state_json)
+        except Exception:  # the blob is recorded; the sweep drops what is left of the upload
+            logger.warning("cannot drop the bytes of finished upload %s", upload.id, exc_info=True)
         return blob
+
+    async def _commit_and_record(self, repository: Repository, upload: Upload, digest: str) -> Blob:
+        """Put the upload's bytes in place as blob `digest` and record it, linked to the
+        repository. While the garbage collector deletes an older copy of the same blob, wait
+        for it and commit again: the collector may have taken the bytes this commit found in
+        place. BlobBusy when it does not finish within BLOB_BUSY_WAIT_SECONDS."""
+        deadline = time.monotonic() + BLOB_BUSY_WAIT_SECONDS
+        pause = 0.05
+        for _attempt in range(MAX_COMMIT_ATTEMPTS):
+            try:
+                await self._blob_store.commit_upload(upload.id, upload.driver_state_json, digest)
+            except StorageFull:
+                await self._remove(upload)
+                raise
+            except UploadBytesMissing:
+                await self._raise_gone(repository.id, upload.id)
+            try:
+                return await self._blob_records.add_and_link(
+                    repository.id, digest, upload.offset, finished_upload_id=upload.id
+                )
+            except BlobBeingCollected:
+                if time.monotonic() + pause > deadline:
+                    break
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 0.5)
+        raise BlobBusy(
+            f"blob {digest} is being garbage collected (an older copy of it): retry the "
+            "upload's last request in a few seconds"
+        )
 
     async def cancel(self, repository: Repository, upload_id: str) -> None:
         upload = await self.get(repository, upload_id)
