@@ -85,8 +85,9 @@ def test_flags_are_named_with_the_commands_that_take_them() -> None:
     # setting without a flag names none
     assert (by_name["port"].flag, by_name["port"].flag_commands) == ("--port", ("ecrd serve",))
     assert by_name["data_dir"].flag == "--data-dir"
-    assert by_name["data_dir"].flag_commands == ("ecrd serve", "ecrd keys", "ecrd jobs")
-    assert by_name["database_url"].flag_commands == ("ecrd serve", "ecrd keys", "ecrd jobs")
+    every = ("ecrd serve", "ecrd keys", "ecrd jobs", "ecrd gc", "ecrd lifecycle")
+    assert by_name["data_dir"].flag_commands == every
+    assert by_name["database_url"].flag_commands == every
     assert (by_name["region"].flag, by_name["region"].flag_commands) == (None, ())
 
 

@@ -31,6 +31,7 @@ from ecrd.registry.services import RegistryServices, build_services
 from ecrd.registry.uploads import BodyInterrupted
 from ecrd.settings import Settings
 from ecrd.web.gallery import gallery_routes
+from ecrd.web.test_hooks import test_hook_routes
 
 _API_VERSION_HEADER = (b"docker-distribution-api-version", b"registry/2.0")
 # How long a stopping server waits for a running background job before cancelling it.
@@ -103,6 +104,7 @@ def create_app(settings: Settings, migrate: bool = True) -> Starlette:
             Route("/metrics", MetricsEndpoint(metrics, services.uploads).answer, methods=["GET"]),
             *oci_routes(),
             *gallery_routes(),
+            *test_hook_routes(settings),
         ],
         lifespan=lifespan,
         exception_handlers={

@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from ecrd.jobs.commands import jobs_group
+from ecrd.jobs.gc_command import gc_command
+from ecrd.lifecycle.commands import lifecycle_group
 from ecrd.settings import Settings, SettingsError, load_settings
 
 # The metadata store is imported only by the commands that use it, so `ecrd --help` and
@@ -227,3 +229,5 @@ def _with_identities(settings: Settings, work: Callable[[IdentityStore], Awaitab
 
 
 main.add_command(jobs_group(store_options, _settings))
+main.add_command(gc_command(store_options, _settings))
+main.add_command(lifecycle_group(store_options, _settings))

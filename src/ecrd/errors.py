@@ -163,3 +163,41 @@ class UploadTooFragmented(RegistryError):
 
 class StorageFull(RegistryError):
     """No space is left where ecrd keeps bytes or metadata; nothing partial was kept."""
+
+
+class LifecyclePolicyNotFound(RegistryError):
+    """The repository has no lifecycle policy."""
+
+
+class LifecyclePreviewNotFound(RegistryError):
+    """No lifecycle policy preview was started for the repository."""
+
+
+class LifecyclePreviewInProgress(RegistryError):
+    """A lifecycle policy preview of the repository is still being computed."""
+
+
+class BlobBusy(RegistryError):
+    """The garbage collector is deleting an older copy of this blob and did not finish in time:
+    the client should retry."""
+
+
+class ManifestArchived(ManifestNotFound):
+    """A manifest that is there but archived, or still being restored: it cannot be pulled."""
+
+
+class StorageClassChangeRefused(RegistryError):
+    """A storage class change the image's state does not allow (it is in that class already,
+    is being restored, or a manifest list it belongs to needs it as it is)."""
+
+
+class ExclusionAlreadyExists(RegistryError):
+    """The principal is already on the registry's pull-time update exclusion list."""
+
+
+class ExclusionNotFound(RegistryError):
+    """The principal is not on the registry's pull-time update exclusion list."""
+
+
+class TooManyExclusions(RegistryError):
+    """The registry's pull-time update exclusion list is full."""

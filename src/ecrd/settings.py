@@ -266,9 +266,10 @@ class Settings(BaseSettings):
     )
     test_hooks: bool = Field(
         False,
-        description="For tests only: lets a caller with the account's root key set an image's "
-        "push, pull and archive times (`POST /_ecrd/test/image-times`), so that lifecycle "
-        "rules counted in days can be tested without waiting. Refused (404) when off.",
+        description="For tests only: lets anyone who reaches the server set an image's push, "
+        "pull and archive times (`POST /_ecrd/test/image-times`), so that lifecycle rules "
+        "counted in days can be tested without waiting. Off (the route answers 404) unless "
+        "set; never turn it on outside tests.",
     )
     log_format: Literal["text", "json"] = Field(
         "text",

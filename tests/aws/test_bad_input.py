@@ -71,6 +71,26 @@ VALID: dict[str, dict[str, Any]] = {
     "PutRegistryPolicy": {"policyText": "{}"},
     "DeleteRegistryPolicy": {},
     "BatchGetRepositoryScanningConfiguration": {"repositoryNames": ["bad-input/never"]},
+    "UpdateImageStorageClass": {
+        "repositoryName": "bad-input/never",
+        "imageId": {"imageTag": "v1"},
+        "targetStorageClass": "ARCHIVE",
+    },
+    "RegisterPullTimeUpdateExclusion": {
+        "principalArn": "arn:aws:iam::000000000000:user/bad-input-never"
+    },
+    "DeregisterPullTimeUpdateExclusion": {
+        "principalArn": "arn:aws:iam::000000000000:user/bad-input-never"
+    },
+    "ListPullTimeUpdateExclusions": {},
+    "PutLifecyclePolicy": {
+        "repositoryName": "bad-input/never",
+        "lifecyclePolicyText": '{"rules": []}' + " " * 90,
+    },
+    "GetLifecyclePolicy": {"repositoryName": "bad-input/never"},
+    "DeleteLifecyclePolicy": {"repositoryName": "bad-input/never"},
+    "StartLifecyclePolicyPreview": {"repositoryName": "bad-input/never"},
+    "GetLifecyclePolicyPreview": {"repositoryName": "bad-input/never"},
 }
 
 

@@ -37,10 +37,17 @@ AWS_ERRORS: dict[type[errors.RegistryError], str] = {
     errors.TooManyUploads: "LimitExceededException",
     errors.UploadTooFragmented: "LimitExceededException",
     errors.StorageFull: "ServerException",
+    errors.LifecyclePolicyNotFound: "LifecyclePolicyNotFoundException",
+    errors.LifecyclePreviewNotFound: "LifecyclePolicyPreviewNotFoundException",
+    errors.LifecyclePreviewInProgress: "LifecyclePolicyPreviewInProgressException",
+    errors.StorageClassChangeRefused: "ImageStorageClassUpdateNotSupportedException",
+    errors.ExclusionAlreadyExists: "ExclusionAlreadyExistsException",
+    errors.ExclusionNotFound: "ExclusionNotFoundException",
+    errors.TooManyExclusions: "LimitExceededException",
 }
 # The HTTP status of an error that is not the client's (400 otherwise). 507 rather than 500:
 # a full disk is a known condition with its own status, and clients do not retry it blindly.
-_STATUSES: dict[type[errors.RegistryError], int] = {errors.StorageFull: 507}
+_STATUSES: dict[type[errors.RegistryError], int] = {errors.StorageFull: 507, errors.BlobBusy: 503}
 
 # Used when an operation's model does not list the error the domain raised.
 _GENERIC_ERRORS = ("InvalidParameterException", "ValidationException")

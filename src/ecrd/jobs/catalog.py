@@ -11,6 +11,8 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from ecrd.jobs.runner import Job
+from ecrd.registry.garbage import run_collection
+from ecrd.registry.lifecycle import lifecycle_job
 
 if TYPE_CHECKING:
     from ecrd.registry.services import RegistryServices
@@ -18,6 +20,8 @@ if TYPE_CHECKING:
 
 UPLOAD_SWEEP = "upload_sweep"
 SIGNING_KEY_ROTATION = "signing_key_rotation"
+GARBAGE_COLLECTION = "garbage_collection"
+LIFECYCLE = "lifecycle"
 
 
 def scheduled_jobs(services: RegistryServices, settings: Settings) -> list[Job]:
@@ -43,11 +47,36 @@ def scheduled_jobs(services: RegistryServices, settings: Settings) -> list[Job]:
             "(upload_expiry_seconds), and upload bytes no upload names",
         ),
         Job(
+            name=GARBAGE_COLLECTION,
+            interval=timedelta(seconds=settings.gc_interval_seconds),
+            run=run_collection(
+                services.garbage, settings.gc_grace_seconds, settings.gc_delete_untagged
+            ),
+            # A large store takes a while: pages of candidates, each decided where it goes.
+            lease=timedelta(hours=2),
+            description="delete blobs no repository has used for "
+            f"{duration_text(settings.gc_grace_seconds)} (gc_grace_seconds)"
+            + (
+                ", and untagged images no manifest list names"
+                if settings.gc_delete_untagged
+                else ""
+            ),
+        ),
+        Job(
             name=SIGNING_KEY_ROTATION,
             interval=timedelta(hours=1),
             run=rotate_signing_key,
             description="put a new token signing key in once the newest is "
             f"{settings.signing_key_rotation_days} days old (signing_key_rotation_days)",
+        ),
+        Job(
+            name=LIFECYCLE,
+            interval=timedelta(seconds=settings.lifecycle_interval_seconds),
+            run=lifecycle_job(services),
+            # Every repository with a policy, each read in pages and acted on image by image.
+            lease=timedelta(hours=1),
+            description="apply every repository's lifecycle policy: expire and archive images "
+            "(lifecycle_interval_seconds)",
         ),
     ]
 

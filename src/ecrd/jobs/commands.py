@@ -59,7 +59,7 @@ def jobs_group(
             statuses = await JobStore(services.database).statuses()
             return scheduled_jobs(services, settings), statuses
 
-        catalog, statuses = _with_services(settings, read)
+        catalog, statuses = with_services(settings, read)
         listed = _listed(catalog, statuses)
         if as_json:
             click.echo(json.dumps({"jobs": [_as_json(*entry) for entry in listed]}, indent=2))
@@ -87,7 +87,7 @@ def jobs_group(
             return await runner.run_now(name)
 
         try:
-            record = _with_services(settings, run)
+            record = with_services(settings, run)
         except (UnknownJob, JobBusy) as error:
             raise click.ClickException(str(error)) from None
         seconds = 0.0
@@ -103,7 +103,7 @@ def jobs_group(
     return jobs
 
 
-def _with_services(
+def with_services(
     settings: Settings, work: Callable[[RegistryServices], Awaitable[Result]]
 ) -> Result:
     """`work(services)` against the (migrated) store, which must exist, then close it."""

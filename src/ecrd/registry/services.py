@@ -11,20 +11,28 @@ from ecrd.blobs.store import BlobStore
 from ecrd.jobs.background import BackgroundTasks
 from ecrd.metadata.blobs import BlobRecords
 from ecrd.metadata.database import Database
+from ecrd.metadata.garbage import GarbageStore
 from ecrd.metadata.identities import IdentityStore
 from ecrd.metadata.images import ImageStore
+from ecrd.metadata.lifecycle import LifecycleStore
 from ecrd.metadata.manifests import ManifestStore
+from ecrd.metadata.pull_time_exclusions import PullTimeExclusionStore
 from ecrd.metadata.records import Registry
 from ecrd.metadata.registries import RegistryStore
 from ecrd.metadata.repositories import RepositoryStore
 from ecrd.metadata.signing_keys import SigningKeyStore
+from ecrd.metadata.storage_classes import StorageClassStore
 from ecrd.metadata.uploads import UploadStore
 from ecrd.registry.blobs import BlobService
+from ecrd.registry.garbage import GarbageCollector
 from ecrd.registry.hosts import RegistryHosts
 from ecrd.registry.images import ImageService
 from ecrd.registry.layers import LayerService
+from ecrd.registry.lifecycle import LifecycleService
 from ecrd.registry.manifests import ManifestService
+from ecrd.registry.pull_time_exclusions import PullTimeExclusionService
 from ecrd.registry.repositories import RepositoryService
+from ecrd.registry.storage_classes import StorageClassService
 from ecrd.registry.uploads import UploadService
 from ecrd.settings import Settings
 
@@ -43,12 +51,19 @@ class RegistryServices:
     manifests: ManifestService
     images: ImageService
     layers: LayerService
+    garbage: GarbageCollector
     hosts: RegistryHosts
     tokens: TokenIssuer
     identities: IdentityStore
     authorizer: Authorizer
     default_account_id: str
     default_region: str
+    # Archive and restore of images (UpdateImageStorageClass, lifecycle's transitions).
+    storage_classes: StorageClassService
+    # Principals whose pulls leave lastRecordedPullTime alone.
+    pull_time_exclusions: PullTimeExclusionService
+    # Lifecycle policies and their previews (runs: ecrd.registry.lifecycle.apply_policy).
+    lifecycle: LifecycleService
 
     async def registry_for_host(self, host: str | None) -> Registry:
         """The registry a data-plane request addresses: by its Host when a domain is set."""
@@ -104,9 +119,13 @@ def build_services(settings: Settings, database: Database | None = None) -> Regi
         UploadStore(database), blob_records, blob_store, settings.max_open_uploads
     )
     background = BackgroundTasks()
-    manifests = ManifestService(ManifestStore(database), settings.max_manifest_bytes, background)
     registries = RegistryStore(database, RegistryHosts(settings).default_alias)
+    pull_time_exclusions = PullTimeExclusionService(PullTimeExclusionStore(database), registries)
+    manifests = ManifestService(
+        ManifestStore(database), settings.max_manifest_bytes, background, pull_time_exclusions
+    )
     repository_store = RepositoryStore(database)
+    image_store = ImageStore(database)
     return RegistryServices(
         database=database,
         background=background,
@@ -120,12 +139,24 @@ def build_services(settings: Settings, database: Database | None = None) -> Regi
         ),
         uploads=uploads,
         manifests=manifests,
-        images=ImageService(manifests, ImageStore(database)),
+        images=ImageService(manifests, image_store),
         layers=LayerService(uploads, blob_records),
+        garbage=GarbageCollector(
+            GarbageStore(database),
+            image_store,
+            blob_store,
+            uploads,
+            settings.upload_expiry_seconds,
+        ),
         hosts=RegistryHosts(settings),
         tokens=TokenIssuer(SigningKeyStore(database)),
         identities=IdentityStore(database),
         authorizer=Authorizer(registries, repository_store),
         default_account_id=settings.account_id,
         default_region=settings.region,
+        storage_classes=StorageClassService(
+            StorageClassStore(database), settings.archive_restore_seconds
+        ),
+        pull_time_exclusions=pull_time_exclusions,
+        lifecycle=LifecycleService(LifecycleStore(database), background),
     )

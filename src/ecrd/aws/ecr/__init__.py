@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from ecrd.aws.ecr import authorization, images, layers, policies, registry, repositories
+from ecrd.aws.ecr import (
+    authorization,
+    images,
+    layers,
+    lifecycle,
+    policies,
+    pull_time_exclusions,
+    registry,
+    repositories,
+    storage_classes,
+)
 from ecrd.aws.endpoint import Operation
 
 OPERATIONS: dict[str, Operation] = {
@@ -36,4 +46,15 @@ OPERATIONS: dict[str, Operation] = {
     "BatchGetRepositoryScanningConfiguration": (
         repositories.batch_get_repository_scanning_configuration
     ),
+    "PutLifecyclePolicy": lifecycle.put_lifecycle_policy,
+    "GetLifecyclePolicy": lifecycle.get_lifecycle_policy,
+    "DeleteLifecyclePolicy": lifecycle.delete_lifecycle_policy,
+    "StartLifecyclePolicyPreview": lifecycle.start_lifecycle_policy_preview,
+    "GetLifecyclePolicyPreview": lifecycle.get_lifecycle_policy_preview,
+    "UpdateImageStorageClass": storage_classes.update_image_storage_class,
+    "RegisterPullTimeUpdateExclusion": pull_time_exclusions.register_pull_time_update_exclusion,
+    "DeregisterPullTimeUpdateExclusion": (
+        pull_time_exclusions.deregister_pull_time_update_exclusion
+    ),
+    "ListPullTimeUpdateExclusions": pull_time_exclusions.list_pull_time_update_exclusions,
 }
