@@ -244,6 +244,10 @@ class UploadService:
                     break
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, 0.5)
+            except RepositoryDeleted:
+                # The upload's row went with the repository: nothing can commit it again.
+                await asyncio.shield(self._forget_bytes(upload))
+                raise
         raise BlobBusy(
             f"blob {digest} is being garbage collected (an older copy of it): retry the "
             "upload's last request in a few seconds"
