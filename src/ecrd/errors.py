@@ -201,3 +201,8 @@ class ExclusionNotFound(RegistryError):
 
 class TooManyExclusions(RegistryError):
     """The registry's pull-time update exclusion list is full."""
+
+
+class ImageTagsChanged(RegistryError):
+    """An image was to be deleted as it was tagged when a policy looked at it, and its tags
+    have changed since: it stays."""

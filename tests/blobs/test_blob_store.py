@@ -295,6 +295,8 @@ def test_a_commit_can_be_repeated_until_the_upload_is_dropped(blob_store: BlobSt
         state = await upload(blob_store, "again", data[:MiB], data[MiB:])
         await blob_store.commit_upload("again", state, digest)
         await assert_stored(blob_store, data)
+        # (a finish tried again reads the committed upload's bytes to hash them)
+        assert await collect(blob_store.read_upload("again", state)) == data
         # given the blob deleted after the commit (the collector took an older copy), when
         # committed again, then the upload's bytes are put back
         await blob_store.delete(digest)
@@ -761,3 +763,20 @@ def test_deletes_blobs_in_batches(blob_store: BlobStore) -> None:
         assert await blob_store.delete_many([]) == []
 
     asyncio.run(scenario())
+
+
+def test_stray_files_in_the_blob_folders_are_not_blobs(tmp_path: Path) -> None:
+    store = FilesystemBlobStore(tmp_path)
+    data = b"a real blob"
+
+    async def scenario() -> list[str]:
+        await upload_and_commit(store, "real", data)
+        shard = tmp_path / "blobs" / "sha256" / digest_of(data)[7:9]
+        # an editor's or NFS's leftovers beside it, and folders of no blob form
+        (shard / ".nfs000123").write_bytes(b"x")
+        (shard / (digest_of(data)[7:] + ".swp")).write_bytes(b"x")
+        (tmp_path / "blobs" / "Not An Algorithm").mkdir()
+        (tmp_path / "blobs" / "sha256" / "zz").mkdir()
+        return [blob.digest for blob in await store.stored_blobs(None, 10)]
+
+    assert asyncio.run(scenario()) == [digest_of(data)]

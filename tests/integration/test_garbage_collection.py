@@ -380,3 +380,40 @@ def test_a_lifecycle_run_then_a_collection_give_the_expired_images_bytes_back(
     assert gc_server.stored_blob_bytes() == start_bytes + sum(map(len, layers[3:])) + config_size
     for number in (3, 4):
         assert pulled_layer(gc_server, repository, f"v{number}") == layers[number]
+
+
+def test_deleting_an_image_releases_only_the_links_no_other_image_uses(
+    gc_server: EcrdServer,
+) -> None:
+    ecr = gc_server.ecr()
+    repository = "gc/shared"
+    ecr.create_repository(repositoryName=repository)
+    shared, own = os.urandom(4096), os.urandom(4096)
+    # two images over one base layer; the first also has a layer of its own
+    manifest = image_manifest(ecr, repository, layers=[shared, own], config=b'{"gc": "one"}')
+    put_image(ecr, repository, manifest, "one")
+    push(ecr, repository, shared, tag="two")
+    ecr.batch_delete_image(repositoryName=repository, imageIds=[{"imageTag": "one"}])
+
+    def released() -> dict[str, bool]:
+        rows = gc_server.metadata_query(
+            "SELECT rb.blob_digest, rb.released_at FROM repository_blobs rb "
+            "JOIN repositories r ON r.id = rb.repository_id WHERE r.name = :name",
+            name=repository,
+        )
+        return {digest: moment is not None for digest, moment in rows}
+
+    # then the base layer's link, which the second image still uses, is not released (so
+    # pulls of it write nothing), and the first image's own layer and config are
+    assert released() == {
+        digest_of(shared): False,
+        digest_of(own): True,
+        digest_of(b'{"gc": "one"}'): True,
+        digest_of(b'{"gc": "test"}'): False,
+    }
+    assert pulled_layer(gc_server, repository, "two") == shared
+    assert released()[digest_of(shared)] is False
+    # and a collection takes only what the deleted image alone used
+    report = run_gc(gc_server, "--grace", "0")
+    assert (report["links"], report["blobs"]) == (2, 2)
+    assert report["blob_bytes"] == len(own) + len(b'{"gc": "one"}')

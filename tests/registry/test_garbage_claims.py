@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -61,10 +61,11 @@ async def _unused_blob(services: RegistryServices, registry: Registry) -> None:
     await services.blobs.delete(repository, LAYER_DIGEST)
 
 
-async def _claim(store: GarbageStore) -> None:
+async def _claim(store: GarbageStore) -> datetime:
     now = utcnow()
     claimed = await store.claim([LAYER_DIGEST], now + timedelta(seconds=1), now - STALE_CLAIM, now)
     assert [blob.digest for blob in claimed] == [LAYER_DIGEST]
+    return now
 
 
 def test_a_finish_waits_for_the_claim_and_stores_its_bytes_again(
@@ -72,7 +73,7 @@ def test_a_finish_waits_for_the_claim_and_stores_its_bytes_again(
 ) -> None:
     async def scenario(services: RegistryServices, registry: Registry, store: GarbageStore) -> None:
         await _unused_blob(services, registry)
-        await _claim(store)
+        claimed_at = await _claim(store)
         # when another repository's upload of the same bytes finishes while the claim holds
         repository = await services.repositories.for_push(registry, "claims/new")
         upload = await services.uploads.start(repository)
@@ -86,7 +87,7 @@ def test_a_finish_waits_for_the_claim_and_stores_its_bytes_again(
         assert await services.blob_store.stat(LAYER_DIGEST) == len(LAYER)
         # and when the collector deletes the bytes and then the row
         assert await services.blob_store.delete_many([LAYER_DIGEST]) == []
-        assert await store.release([LAYER_DIGEST]) == 1
+        assert await store.release([LAYER_DIGEST], claimed_at) == 1
         blob = await asyncio.wait_for(finishing, timeout=15)
         # then the upload has stored its bytes again, and the blob is recorded and linked
         assert blob.digest == LAYER_DIGEST
@@ -118,7 +119,7 @@ def test_a_dead_collectors_claim_is_taken_back_by_an_upload(
 ) -> None:
     async def scenario(services: RegistryServices, registry: Registry, store: GarbageStore) -> None:
         await _unused_blob(services, registry)
-        await _claim(store)
+        claimed_at = await _claim(store)
         # given the claim older than a live collector's ever is (it died after claiming)
         long_ago = utcnow() - STALE_CLAIM - timedelta(minutes=1)
         statement = update(blobs).values(deleting_since=long_ago)
@@ -136,7 +137,30 @@ def test_a_dead_collectors_claim_is_taken_back_by_an_upload(
         )
         assert [(row.digest, row.deleting_since) for row in rows] == [(LAYER_DIGEST, None)]
         # and the collector's release of its old claim leaves the blob alone
-        assert await store.release([LAYER_DIGEST]) == 0
+        assert await store.release([LAYER_DIGEST], claimed_at) == 0
         assert await services.blob_store.stat(LAYER_DIGEST) == len(LAYER)
+
+    run(database_url, tmp_path, scenario)
+
+
+def test_recording_says_when_the_row_is_new_so_the_upload_commits_again(
+    database_url: tuple[str, str | None], tmp_path: Path
+) -> None:
+    async def scenario(services: RegistryServices, registry: Registry, store: GarbageStore) -> None:
+        records = BlobRecords(services.database)
+        first = await services.repositories.for_push(registry, "claims/first")
+        second = await services.repositories.for_push(registry, "claims/second")
+        # a new row: whatever bytes the commit found may have been a collected copy's
+        assert (await records.add_and_link(first.id, LAYER_DIGEST, len(LAYER)))[1] is True
+        # a row that was there, live and linked elsewhere: its bytes are safe
+        assert (await records.add_and_link(second.id, LAYER_DIGEST, len(LAYER)))[1] is False
+        # a row taken back from a dead collector: as new
+        long_ago = utcnow() - STALE_CLAIM - timedelta(minutes=1)
+        statement = update(blobs).values(deleting_since=long_ago)
+        await services.database.write(lambda connection: connection.execute(statement))
+        assert (await records.add_and_link(second.id, LAYER_DIGEST, len(LAYER)))[1] is True
+        for repository in (first, second):
+            await services.blobs.delete(repository, LAYER_DIGEST)
+        await services.database.write(lambda connection: connection.execute(blobs.delete()))
 
     run(database_url, tmp_path, scenario)

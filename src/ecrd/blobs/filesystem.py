@@ -32,7 +32,7 @@ from anyio import to_thread
 
 from ecrd.blobs.store import StoredBlob, UploadBytesMissing
 from ecrd.digests import Digest
-from ecrd.errors import StorageFull
+from ecrd.errors import DigestInvalid, StorageFull
 
 READ_CHUNK = 1024 * 1024
 _UPLOAD_ID = re.compile(r"[a-zA-Z0-9-]{1,64}")
@@ -40,6 +40,10 @@ _UPLOAD_ID = re.compile(r"[a-zA-Z0-9-]{1,64}")
 # copied into place.
 _UPLOAD_FILE = re.compile(r"(?P<id>[a-zA-Z0-9-]{1,64})(\.committed|\.copying)?")
 _COMMITTED = ".committed"
+# The parts of a blob's path: <algorithm>/<first two hex digits>/<hex>.
+_ALGORITHM = re.compile(r"[a-z0-9]{1,16}")
+_SHARD = re.compile(r"[0-9a-f]{2}")
+_HEX = re.compile(r"[0-9a-f]{32,128}")
 _COPYING = ".copying"
 # What os.link raises on a filesystem without hard links (some FUSE and network mounts).
 _NO_HARD_LINKS = {errno.EPERM, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK, errno.ENOSYS}
@@ -123,14 +127,12 @@ class FilesystemBlobStore:
         await to_thread.run_sync(_unlink_quietly, self._blob_path(digest))
 
     async def delete_many(self, digests: Sequence[str]) -> list[str]:
-        paths = [(digest, self._blob_path(digest)) for digest in digests]
-
         def unlink_all() -> list[str]:
             failed = []
-            for digest, path in paths:
+            for digest in digests:
                 try:
-                    path.unlink(missing_ok=True)
-                except OSError:
+                    self._blob_path(digest).unlink(missing_ok=True)
+                except (OSError, DigestInvalid):
                     logger.warning("cannot delete blob %s", digest, exc_info=True)
                     failed.append(digest)
             return failed
@@ -167,9 +169,13 @@ class FilesystemBlobStore:
         return FilesystemUploadWriter(file)
 
     async def read_upload(self, upload_id: str, driver_state: str) -> AsyncIterator[bytes]:
+        path = self._upload_path(upload_id)
+        committed = path.with_name(path.name + _COMMITTED)
+        # Committed already (a finish that failed after its commit, tried again): the same
+        # bytes under their committed name.
+        source = committed if await to_thread.run_sync(committed.exists) else path
         try:
-            chunks = _read_file(self._upload_path(upload_id), 0, None)
-            async for chunk in chunks:
+            async for chunk in _read_file(source, 0, None):
                 yield chunk
         except FileNotFoundError:
             raise UploadBytesMissing(upload_id) from None
@@ -239,15 +245,16 @@ class FilesystemBlobStore:
 
         def listed() -> list[StoredBlob]:
             found: list[StoredBlob] = []
-            for algorithm in _sorted_names(self._blobs):
+            # Only what this driver writes: a stray file (an editor's, NFS's) is not a blob.
+            for algorithm in _sorted_names(self._blobs, _ALGORITHM):
                 if start is not None and algorithm < start.algorithm:
                     continue
                 after_hex = start.hex if start is not None and algorithm == start.algorithm else ""
-                for shard in _sorted_names(self._blobs / algorithm):
+                for shard in _sorted_names(self._blobs / algorithm, _SHARD):
                     if shard < after_hex[:2]:
                         continue
-                    for name in _sorted_names(self._blobs / algorithm / shard):
-                        if name <= after_hex:
+                    for name in _sorted_names(self._blobs / algorithm / shard, _HEX):
+                        if name <= after_hex or not name.startswith(shard):
                             continue
                         try:
                             # ctime: when the blob's link was made (the commit), not when the
@@ -274,9 +281,11 @@ class FilesystemBlobStore:
         return 0
 
 
-def _sorted_names(folder: Path) -> list[str]:
+def _sorted_names(folder: Path, form: re.Pattern[str]) -> list[str]:
+    """The names in `folder` of the form blob paths' parts have, sorted."""
     try:
-        return sorted(entry.name for entry in os.scandir(folder))
+        with os.scandir(folder) as entries:
+            return sorted(entry.name for entry in entries if form.fullmatch(entry.name))
     except FileNotFoundError:
         return []
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, select, update
+from sqlalchemy import Connection, bindparam, case, delete, exists, select, update
 
 from ecrd.errors import RepositoryDeleted
 from ecrd.metadata.database import Database
 from ecrd.metadata.records import Blob, as_utc, utcnow
-from ecrd.metadata.schema import blobs, manifest_blobs, repository_blobs, uploads
-from ecrd.metadata.statements import insert_ignoring_conflicts
+from ecrd.metadata.schema import blobs, manifest_blobs, manifests, repository_blobs, uploads
+from ecrd.metadata.statements import insert_ignoring_conflicts, upsert
 
 _LINKED = (
     select(blobs.c.digest, blobs.c.size, repository_blobs.c.released_at)
@@ -23,11 +23,25 @@ _LINKED = (
 )
 
 
-def release_blobs_of(connection: Connection, repository_id: int, manifest_id: Any) -> None:
+def _referenced_in_repository(except_manifest: int | None = None) -> Any:
+    """Some manifest of the link's repository (other than `except_manifest`) references the
+    linked blob."""
+    condition = (manifest_blobs.c.blob_digest == repository_blobs.c.blob_digest) & (
+        manifests.c.repository_id == repository_blobs.c.repository_id
+    )
+    if except_manifest is not None:
+        condition = condition & (manifests.c.id != except_manifest)
+    return exists(
+        select(manifest_blobs.c.blob_digest)
+        .select_from(manifest_blobs.join(manifests, manifests.c.id == manifest_blobs.c.manifest_id))
+        .where(condition)
+    )
+
+
+def release_blobs_of(connection: Connection, repository_id: int, manifest_id: int) -> None:
     """Start the garbage collector's grace window on the repository's links to the blobs a
-    manifest references: called in the transaction that deletes the manifest (`manifest_id`
-    is an id or a scalar subquery naming it). A link another manifest still needs is never
-    collected, whatever its window says."""
+    manifest references that no other manifest of the repository does: called in the
+    transaction that deletes the manifest."""
     connection.execute(
         update(repository_blobs)
         .where(
@@ -37,6 +51,7 @@ def release_blobs_of(connection: Connection, repository_id: int, manifest_id: An
                     manifest_blobs.c.manifest_id == manifest_id
                 )
             )
+            & ~_referenced_in_repository(except_manifest=manifest_id)
         )
         .values(released_at=utcnow())
     )
@@ -46,6 +61,9 @@ def release_blobs_of(connection: Connection, repository_id: int, manifest_id: An
 # deleting it (deleting takes seconds): another collection may claim the blob again, and an
 # upload of the same digest may take it back.
 STALE_CLAIM = timedelta(minutes=10)
+# A released link renewed this recently is not written again (a layer of a deleted image
+# pulled by digest over and over costs one write a second at most).
+RENEWED_FOR = timedelta(seconds=1)
 
 
 class BlobBeingCollected(Exception):
@@ -59,21 +77,32 @@ class BlobBeingCollected(Exception):
 
 def _take_or_refuse_claim(connection: Connection, digest: str) -> bool:
     """Lock the blob row against a claim (FOR SHARE waits for one being made). Raise
-    BlobBeingCollected when the collector holds it; clear a dead collector's claim. False when
-    there is no row."""
+    BlobBeingCollected when the collector holds it; clear a dead collector's claim and return
+    True (the caller must then put its bytes in place again)."""
     row = connection.execute(
         select(blobs.c.deleting_since).where(blobs.c.digest == digest).with_for_update(read=True)
     ).first()
-    if row is None:
+    if row is None or row.deleting_since is None:
         return False
-    if row.deleting_since is not None:
-        since = as_utc(row.deleting_since)
-        if since > utcnow() - STALE_CLAIM:
-            raise BlobBeingCollected(digest, since)
-        connection.execute(
-            update(blobs).where(blobs.c.digest == digest).values(deleting_since=None)
-        )
+    since = as_utc(row.deleting_since)
+    if since > utcnow() - STALE_CLAIM:
+        raise BlobBeingCollected(digest, since)
+    connection.execute(update(blobs).where(blobs.c.digest == digest).values(deleting_since=None))
     return True
+
+
+def _use_link(dialect: str, repository_id: int, digest: str) -> Any:
+    """Make or renew the repository's link: whoever links a blob is about to use it, so its
+    grace window starts again (a re-upload or mount of a layer of a deleted image)."""
+    return upsert(
+        dialect,
+        repository_blobs,
+        ["repository_id", "blob_digest"],
+        repository_id=repository_id,
+        blob_digest=digest,
+        created_at=utcnow(),
+        released_at=None,
+    )
 
 
 class BlobRecords:
@@ -91,21 +120,28 @@ class BlobRecords:
         row = await self._database.read(work)
         if row is None:
             return None
-        if row.released_at is not None and not await self._renew(repository_id, digest):
+        released = row.released_at
+        if (
+            released is not None
+            and as_utc(released) < utcnow() - RENEWED_FOR
+            and not await self._renew(repository_id, digest)
+        ):
             return None
         return Blob(digest=row.digest, size=row.size)
 
     async def _renew(self, repository_id: int, digest: str) -> bool:
         """Start a released link's grace window again: a client that finds the blob present
         (a HEAD before a push) may rely on it for that long, though no manifest references it
-        yet. False when the link went meanwhile (the collector took it first)."""
+        yet. A link a manifest has referenced again since is simply not released any more (so
+        it is written once, not on every pull). False when the link went meanwhile (the
+        collector took it first)."""
         statement = (
             update(repository_blobs)
             .where(
                 (repository_blobs.c.repository_id == repository_id)
                 & (repository_blobs.c.blob_digest == digest)
             )
-            .values(released_at=utcnow())
+            .values(released_at=case((_referenced_in_repository(), None), else_=utcnow()))
         )
         return await self._database.write(
             lambda connection: bool(connection.execute(statement).rowcount)
@@ -113,8 +149,13 @@ class BlobRecords:
 
     async def add_and_link(
         self, repository_id: int, digest: str, size: int, finished_upload_id: str | None = None
-    ) -> Blob:
-        """Record a blob whose bytes are now in the blob store, and link it to the repository.
+    ) -> tuple[Blob, bool]:
+        """Record a blob whose bytes are now in the blob store, and link it to the repository;
+        return it, and whether its row is new (or was taken back from a dead collector).
+
+        A new row means the bytes the caller's commit found in place may have been an older
+        copy the collector deleted (with its row) before this transaction: the caller puts
+        its bytes in place once more, now that the link keeps any collector away.
 
         `finished_upload_id` names the upload the bytes came from; its row goes in the same
         transaction, so the blob never appears while its upload still looks open. Raises
@@ -126,36 +167,30 @@ class BlobRecords:
         """
         dialect = self._database.dialect
 
-        def record(connection: Connection) -> None:
-            connection.execute(
+        def record(connection: Connection) -> bool:
+            inserted = connection.execute(
                 insert_ignoring_conflicts(
                     dialect, blobs, digest=digest, size=size, created_at=utcnow()
-                )
-            )
+                ).returning(blobs.c.digest)
+            ).first()
+            return inserted is not None
 
-        def record_and_link(connection: Connection) -> None:
-            record(connection)
-            _take_or_refuse_claim(connection, digest)
+        def record_and_link(connection: Connection) -> bool:
+            fresh = record(connection)
+            fresh = _take_or_refuse_claim(connection, digest) or fresh
             if finished_upload_id is not None:
                 connection.execute(delete(uploads).where(uploads.c.id == finished_upload_id))
-            connection.execute(
-                insert_ignoring_conflicts(
-                    dialect,
-                    repository_blobs,
-                    repository_id=repository_id,
-                    blob_digest=digest,
-                    created_at=utcnow(),
-                )
-            )
+            connection.execute(_use_link(dialect, repository_id, digest))
+            return fresh
 
         try:
-            await self._database.write(record_and_link)
+            fresh = await self._database.write(record_and_link)
         except RepositoryDeleted:
             # The link failed, and took the blob row with it: record the blob alone (rare,
             # so a second transaction costs less than a savepoint on every push).
             await self._database.write(record)
             raise
-        return Blob(digest=digest, size=size)
+        return Blob(digest=digest, size=size), fresh
 
     async def link(self, repository_id: int, digest: str) -> Blob | None:
         """Link an already stored blob to a repository; None when no such blob is recorded
@@ -171,15 +206,7 @@ class BlobRecords:
             if row is None or row.deleting_since is not None:
                 # Being collected: the client uploads the bytes instead.
                 return None
-            connection.execute(
-                insert_ignoring_conflicts(
-                    self._database.dialect,
-                    repository_blobs,
-                    repository_id=repository_id,
-                    blob_digest=digest,
-                    created_at=utcnow(),
-                )
-            )
+            connection.execute(_use_link(self._database.dialect, repository_id, digest))
             return Blob(digest=row.digest, size=row.size)
 
         return await self._database.write(work)

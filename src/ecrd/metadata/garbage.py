@@ -222,11 +222,12 @@ class GarbageStore:
 
         return await self._database.write(work)
 
-    async def release(self, digests: Sequence[str]) -> int:
-        """Delete the claimed rows of `digests` (their bytes are gone); a row an upload took
-        back (its claim cleared) stays. Return how many went."""
+    async def release(self, digests: Sequence[str], claimed_at: datetime) -> int:
+        """Delete the rows of `digests` this collection claimed at `claimed_at` (their bytes
+        are gone); a row an upload took back, or another collection claimed anew, stays.
+        Return how many went."""
         statement = delete(blobs).where(
-            blobs.c.digest.in_(digests) & blobs.c.deleting_since.is_not(None) & _blob_unused()
+            blobs.c.digest.in_(digests) & (blobs.c.deleting_since == claimed_at) & _blob_unused()
         )
         return await self._database.write(lambda connection: connection.execute(statement).rowcount)
 

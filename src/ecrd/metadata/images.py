@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, delete, exists, literal, or_, select, union_all
 
-from ecrd.errors import ManifestReferenced
+from ecrd.errors import ImageTagsChanged, ManifestReferenced
 from ecrd.metadata.blobs import release_blobs_of
 from ecrd.metadata.database import Database
 from ecrd.metadata.records import as_utc, utcnow
@@ -280,10 +280,15 @@ class ImageStore:
 
         return await self._database.write(work)
 
-    async def delete_by_digest(self, repository_id: int, digest: str) -> ImageDeletion | None:
+    async def delete_by_digest(
+        self, repository_id: int, digest: str, if_tagged_as: tuple[str, ...] | None = None
+    ) -> ImageDeletion | None:
         """Delete an image and all its tags; None when it is not in the repository.
 
         ManifestReferenced (and nothing changed) while an index in the repository lists it.
+        With `if_tagged_as` (what a lifecycle run or the collector saw), ImageTagsChanged and
+        nothing deleted unless the image has exactly those tags still: decided in the
+        transaction that deletes, not on the strength of the earlier look.
         """
 
         def work(connection: Connection) -> ImageDeletion | None:
@@ -302,6 +307,11 @@ class ImageStore:
                     .order_by(tags.c.name)
                 ).scalars()
             )
+            if if_tagged_as is not None and sorted(removed_tags) != sorted(if_tagged_as):
+                raise ImageTagsChanged(
+                    f"image {digest} is tagged {list(removed_tags)} now, not "
+                    f"{sorted(if_tagged_as)} as when it was chosen"
+                )
             release_blobs_of(connection, repository_id, manifest_id)
             connection.execute(delete(manifests).where(manifests.c.id == manifest_id))
             return ImageDeletion(digest, removed_tags, manifest_deleted=True)

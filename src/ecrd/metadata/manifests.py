@@ -296,20 +296,15 @@ class ManifestStore:
 
         def work(connection: Connection) -> bool:
             refuse_if_referenced(connection, repository_id, digest)
-            release_blobs_of(
-                connection,
-                repository_id,
-                select(manifests.c.id)
-                .where(
+            manifest_id = connection.execute(
+                select(manifests.c.id).where(
                     (manifests.c.repository_id == repository_id) & (manifests.c.digest == digest)
                 )
-                .scalar_subquery(),
-            )
-            result = connection.execute(
-                delete(manifests).where(
-                    (manifests.c.repository_id == repository_id) & (manifests.c.digest == digest)
-                )
-            )
+            ).scalar()
+            if manifest_id is None:
+                return False
+            release_blobs_of(connection, repository_id, manifest_id)
+            result = connection.execute(delete(manifests).where(manifests.c.id == manifest_id))
             return bool(result.rowcount)
 
         return await self._database.write(work)

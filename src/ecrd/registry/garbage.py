@@ -18,13 +18,15 @@ A dry run reads what stages 1-4 would remove and changes nothing.
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
+from functools import partial
 
 from ecrd.blobs.store import BlobStore
-from ecrd.errors import ManifestReferenced
+from ecrd.errors import ImageTagsChanged, ManifestReferenced
 from ecrd.metadata.blobs import STALE_CLAIM
 from ecrd.metadata.garbage import ClaimedBlob, GarbageStore, Reclaimable
 from ecrd.metadata.images import ImageStore
@@ -32,6 +34,9 @@ from ecrd.metadata.records import utcnow
 from ecrd.registry.uploads import UploadService
 
 PAGE_SIZE = 500
+# Longer than any commit takes to assemble a blob (S3 copies 5 GiB in minutes): an assembly
+# started before this is one a killed process left.
+ASSEMBLY_TIME = timedelta(hours=1)
 # Bounds the pages of one stage (PAGE_SIZE * MAX_PAGES candidates); the next run goes on.
 MAX_PAGES = 20_000
 logger = logging.getLogger("ecrd.gc")
@@ -114,7 +119,9 @@ class GarbageCollector:
         await self._remove_blobs(cutoff, stale_claims, report, tick)
         report.orphaned_blobs, report.orphaned_bytes = await self._orphans(cutoff, report, tick)
         report.orphaned_uploads = await self._uploads.collect_orphans(self._upload_expiry_seconds)
-        report.abandoned_commits = await self._blob_store.abandoned_commits(cutoff)
+        # However small the grace window, never an assembly that may still be running.
+        assembling = utcnow() - ASSEMBLY_TIME
+        report.abandoned_commits = await self._blob_store.abandoned_commits(min(cutoff, assembling))
         return report
 
     async def _count_untagged(self, cutoff: datetime) -> int:
@@ -133,10 +140,13 @@ class GarbageCollector:
             page = await self._store.untagged_images(cutoff, after, PAGE_SIZE)
             for _manifest_id, repository_id, digest in page:
                 try:
-                    if await self._images.delete_by_digest(repository_id, digest) is not None:
-                        deleted += 1
-                except ManifestReferenced:
-                    continue  # an index listing it was pushed meanwhile
+                    # Only while still untagged: a push may have tagged it since it was read.
+                    deletion = await self._images.delete_by_digest(
+                        repository_id, digest, if_tagged_as=()
+                    )
+                except (ManifestReferenced, ImageTagsChanged):
+                    continue  # an index listing it, or a tag, came meanwhile
+                deleted += deletion is not None
             tick("untagged images", deleted)
             if len(page) < PAGE_SIZE:
                 break
@@ -162,8 +172,11 @@ class GarbageCollector:
         for _page in range(MAX_PAGES):
             page = await self._store.unused_blobs(cutoff, stale_claims, after, PAGE_SIZE)
             if page:
-                claimed = await self._store.claim(page, cutoff, stale_claims, utcnow())
-                removed = await self._delete_claimed(claimed, report)
+                removed = await asyncio.shield(
+                    self._claim_and_delete(
+                        partial(self._store.claim, page, cutoff, stale_claims), report
+                    )
+                )
                 report.blobs += len(removed)
                 report.blob_bytes += sum(blob.size for blob in removed)
                 tick("blobs", report.blobs)
@@ -187,8 +200,9 @@ class GarbageCollector:
             recorded = await self._store.recorded([blob.digest for blob in old]) if old else set()
             orphans = [blob for blob in old if blob.digest not in recorded]
             if orphans and report is not None:
-                claimed = await self._store.claim_orphans(orphans, utcnow())
-                removed = await self._delete_claimed(claimed, report)
+                removed = await asyncio.shield(
+                    self._claim_and_delete(partial(self._store.claim_orphans, orphans), report)
+                )
                 count += len(removed)
                 size += sum(blob.size for blob in removed)
                 tick("orphaned blobs", count)
@@ -199,11 +213,27 @@ class GarbageCollector:
                 break
         return count, size
 
-    async def _delete_claimed(
-        self, claimed: Sequence[ClaimedBlob], report: CollectionReport
+    async def _claim_and_delete(
+        self,
+        claim: Callable[[datetime], Awaitable[list[ClaimedBlob]]],
+        report: CollectionReport,
     ) -> list[ClaimedBlob]:
-        """Delete the bytes of claimed blobs, then their rows; return those that went. A blob
-        the store cannot delete keeps its claim, which goes stale and is tried again."""
+        """Claim blobs, delete their bytes, then their rows; return those that went. Run
+        shielded: a collection cut off (its lease, a stopping server) between a claim and its
+        release would otherwise leave claims that keep uploads of those blobs waiting.
+
+        A blob the store cannot delete keeps its claim, which goes stale and is tried again.
+        A claim that took longer than half of STALE_CLAIM to get to its deletion is given up:
+        an upload may take a stale claim back and rely on the bytes, so deleting must stay
+        well inside it. The rows released are only those still claimed at `claimed_at`."""
+        claimed_at = utcnow()
+        claimed = await claim(claimed_at)
+        if not claimed:
+            return []
+        if utcnow() - claimed_at > STALE_CLAIM / 2:
+            logger.warning("claims of %d blobs took too long; left to go stale", len(claimed))
+            report.failed += len(claimed)
+            return []
         try:
             failed = set(await self._blob_store.delete_many([blob.digest for blob in claimed]))
         except Exception:  # whatever the store raised: every claim stays, to go stale
@@ -212,7 +242,7 @@ class GarbageCollector:
         deleted = [blob for blob in claimed if blob.digest not in failed]
         report.failed += len(claimed) - len(deleted)
         if deleted:
-            await self._store.release([blob.digest for blob in deleted])
+            await self._store.release([blob.digest for blob in deleted], claimed_at)
         return deleted
 
 

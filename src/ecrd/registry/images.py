@@ -168,8 +168,10 @@ class ImageService:
     async def delete_by_tag(self, repository: Repository, tag: str) -> ImageDeletion | None:
         return await self._images.delete_by_tag(repository.id, tag)
 
-    async def delete_by_digest(self, repository: Repository, digest: str) -> ImageDeletion | None:
-        return await self._images.delete_by_digest(repository.id, digest)
+    async def delete_by_digest(
+        self, repository: Repository, digest: str, if_tagged_as: tuple[str, ...] | None = None
+    ) -> ImageDeletion | None:
+        return await self._images.delete_by_digest(repository.id, digest, if_tagged_as)
 
     def record_pull(
         self, repository: Repository, manifest: Manifest, principal: Principal | None = None

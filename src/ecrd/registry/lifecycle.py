@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
+from anyio import to_thread
+
 from ecrd.errors import (
     LifecyclePolicyNotFound,
     LifecyclePreviewInProgress,
@@ -229,7 +231,10 @@ class LifecycleService:
         order."""
         images = await self.candidates(repository)
         by_digest = {image.digest: image for image in images}
-        decisions = evaluate(policy, [lifecycle_image(image) for image in images], now)
+        # In a worker thread: a large repository takes a while, and the server must go on.
+        decisions = await to_thread.run_sync(
+            evaluate, policy, [lifecycle_image(image) for image in images], now
+        )
         return [
             PlannedAction(decision, by_digest[decision.digest])
             for decision in decisions
@@ -342,10 +347,10 @@ class LifecycleService:
             return found[: query.limit], len(found) > query.limit
         digests = [digest for digest, _tag in query.image_ids if digest is not None]
         tag_names = [tag for _digest, tag in query.image_ids if tag is not None]
-        # A digest names one image and a tag named one when the preview ran, so there are
-        # at most as many matches as ids.
+        # A digest names one image and a tag named one when the preview ran, so an id
+        # (digest and tag, which may name two images) matches at most two rows.
         found = await self._store.preview_results(
-            repository.id, query.tag_status, None, len(query.image_ids), digests, tag_names
+            repository.id, query.tag_status, None, 2 * len(query.image_ids), digests, tag_names
         )
         wanted = [
             result
@@ -419,7 +424,10 @@ async def _expire(
         refused: list[tuple[PlannedAction, str]] = []
         for action in remaining:
             try:
-                deletion = await services.images.delete_by_digest(repository, action.image.digest)
+                # Only as the evaluator saw it: a tag moved onto it since may make it one to keep.
+                deletion = await services.images.delete_by_digest(
+                    repository, action.image.digest, if_tagged_as=action.image.tags
+                )
             except ManifestReferenced as error:
                 refused.append((action, f"an index still lists it: {error.index_digest}"))
                 continue

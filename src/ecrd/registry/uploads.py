@@ -236,7 +236,7 @@ class UploadService:
             except UploadBytesMissing:
                 await self._raise_gone(repository.id, upload.id)
             try:
-                return await self._blob_records.add_and_link(
+                blob, fresh = await self._blob_records.add_and_link(
                     repository.id, digest, upload.offset, finished_upload_id=upload.id
                 )
             except BlobBeingCollected:
@@ -244,10 +244,17 @@ class UploadService:
                     break
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, 0.5)
+                continue
             except RepositoryDeleted:
                 # The upload's row went with the repository: nothing can commit it again.
                 await asyncio.shield(self._forget_bytes(upload))
                 raise
+            if fresh:
+                # The commit may have found an older copy in place that the collector then
+                # deleted with its row; now linked, the blob is safe from any collector, so
+                # this commit's bytes stay.
+                await self._blob_store.commit_upload(upload.id, upload.driver_state_json, digest)
+            return blob
         raise BlobBusy(
             f"blob {digest} is being garbage collected (an older copy of it): retry the "
             "upload's last request in a few seconds"
