@@ -58,6 +58,23 @@ def _malformed_image_id(image_id: dict[str, Any]) -> dict[str, Any] | None:
     return None
 
 
+def named_image(image_id: dict[str, Any]) -> tuple[str | None, str | None]:
+    """(digest, tag) an image id names, the digest canonical; ParameterInvalid in ECR's words
+    when it names neither, or the digest is malformed (for operations that take one image id
+    and fail as a whole)."""
+    digest, tag = image_id.get("imageDigest"), image_id.get("imageTag")
+    if digest is None and tag is None:
+        raise ParameterInvalid("Invalid request parameters: both tag and digest cannot be null")
+    if digest is not None:
+        if not is_valid_digest(digest):
+            raise ParameterInvalid(
+                "Invalid parameter at 'imageDigest' failed to satisfy constraint: "
+                f"'Invalid image digest {digest[:200]}'"
+            )
+        digest = str(Digest.parse(digest))
+    return digest, tag
+
+
 def _tag_mismatch(image_id: dict[str, Any]) -> dict[str, Any]:
     return _failure(
         image_id,

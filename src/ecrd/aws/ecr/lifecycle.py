@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from ecrd.aws.calls import Call
+from ecrd.aws.ecr.images import named_image
 from ecrd.aws.pagination import decode_token, encode_token
-from ecrd.digests import Digest, is_valid_digest
 from ecrd.errors import ParameterInvalid
 from ecrd.lifecycle.policy import LifecyclePolicyInvalid
 from ecrd.metadata.lifecycle import (
@@ -91,7 +91,7 @@ async def get_lifecycle_policy_preview(call: Call, params: dict[str, Any]) -> di
         # "This option cannot be used when you specify images with imageIds."
         raise ParameterInvalid("maxResults and nextToken cannot be used together with imageIds")
     tag_status = (params.get("filter") or {}).get("tagStatus", "ANY")
-    wanted = tuple(_wanted(image_id) for image_id in image_ids or ())
+    wanted = tuple(named_image(image_id) for image_id in image_ids or ())
     record = await call.services.lifecycle.preview(registry, repository)
     # A token is bound to the preview it pages (by its start): one of an earlier preview of
     # the repository is refused rather than read against another answer.
@@ -118,20 +118,6 @@ async def get_lifecycle_policy_preview(call: Call, params: dict[str, Any]) -> di
     if page_of.has_more:
         output["nextToken"] = encode_token(scope, page_of.results[-1].position)
     return output
-
-
-def _wanted(image_id: dict[str, Any]) -> tuple[str | None, str | None]:
-    digest, tag = image_id.get("imageDigest"), image_id.get("imageTag")
-    if digest is None and tag is None:
-        raise ParameterInvalid("Invalid request parameters: both tag and digest cannot be null")
-    if digest is not None:
-        if not is_valid_digest(digest):
-            raise ParameterInvalid(
-                "Invalid parameter at 'imageDigest' failed to satisfy constraint: "
-                f"'Invalid image digest {digest[:200]}'"
-            )
-        digest = str(Digest.parse(digest))
-    return digest, tag
 
 
 def _result(result: PreviewResultRecord) -> dict[str, Any]:

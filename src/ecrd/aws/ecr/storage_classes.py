@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from ecrd.aws.calls import Call
-from ecrd.aws.ecr.images import image_not_found
-from ecrd.digests import Digest, is_valid_digest
-from ecrd.errors import ManifestNotFound, ParameterInvalid
+from ecrd.aws.ecr.images import image_not_found, named_image
+from ecrd.errors import ManifestNotFound
 from ecrd.metadata.records import Registry, Repository
 
 
@@ -36,16 +35,7 @@ async def _digest_named(
     call: Call, registry: Registry, repository: Repository, image_id: dict[str, Any]
 ) -> str:
     """The digest of the image `image_id` names (a tag, a digest, or both agreeing)."""
-    tag, digest = image_id.get("imageTag"), image_id.get("imageDigest")
-    if tag is None and digest is None:
-        raise ParameterInvalid("Invalid request parameters: both tag and digest cannot be null")
-    if digest is not None:
-        if not is_valid_digest(digest):
-            raise ParameterInvalid(
-                "Invalid parameter at 'imageDigest' failed to satisfy constraint: "
-                f"'Invalid image digest {digest[:200]}'"
-            )
-        digest = str(Digest.parse(digest))
+    digest, tag = named_image(image_id)
     if tag is not None:
         tagged = (await call.services.images.tagged(repository, [tag])).get(tag)
         if tagged is None or (digest is not None and tagged != digest):
