@@ -207,6 +207,40 @@ def test_a_transition_archives_the_image(hooked: EcrdServer, ecr: Any, repositor
     assert status == {old: "ARCHIVED", new: "ACTIVE"}
 
 
+def test_images_of_an_archived_index_are_archived_but_not_expired_with_it(
+    hooked: EcrdServer, ecr: Any, repository: str
+) -> None:
+    # given an index over two images, all pushed 40 days ago, the index archived
+    children = [
+        image_manifest(ecr, repository, layers=[f"{repository} archived child {n}".encode()])
+        for n in range(2)
+    ]
+    child_digests = [
+        put_image(ecr, repository, child, imageManifestMediaType=OCI_MANIFEST)["imageId"][
+            "imageDigest"
+        ]
+        for child in children
+    ]
+    index_digest = put_image(ecr, repository, index_manifest(children), "multi")["imageId"][
+        "imageDigest"
+    ]
+    for digest in [index_digest, *child_digests]:
+        set_image_times(hooked, repository, digest, imagePushedAt=days_ago(40))
+    ecr.update_image_storage_class(
+        repositoryName=repository,
+        imageId={"imageDigest": index_digest},
+        targetStorageClass="ARCHIVE",
+    )
+    # when a policy archives what is over 30 days old, then the images it lists go too
+    rule = older_than(30, action="transition")
+    ecr.put_lifecycle_policy(repositoryName=repository, lifecyclePolicyText=policy(rule))
+    applied = lifecycle_run(hooked, "--repository", repository)
+    assert f"{repository}: expired 0, transitioned 2" in applied.stdout
+    details = ecr.describe_images(repositoryName=repository, filter={"imageStatus": "ANY"})
+    status = {detail["imageDigest"]: detail["imageStatus"] for detail in details["imageDetails"]}
+    assert status == {digest: "ARCHIVED" for digest in [index_digest, *child_digests]}
+
+
 def test_the_run_is_narrowed_by_registry_and_region(
     hooked: EcrdServer, ecr: Any, repository: str
 ) -> None:

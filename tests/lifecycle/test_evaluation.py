@@ -8,6 +8,7 @@ import hashlib
 import json
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -410,6 +411,18 @@ def test_an_image_an_index_lists_is_counted_but_not_expired_or_archived() -> Non
         image("C", ["beta-3"], ago(8)),
     ]
     assert outcome(MULTIPLE_RULES_A, shielded) == {}
+    # Once the only index listing it is archived, it may be archived too, but not expired.
+    under_archived = [
+        replace(image("A", ["prod-1"], ago(40), referenced=True), listed_by_active_index=False),
+        image("B", ["prod-2"], ago(40)),
+    ]
+    assert outcome(ARCHIVE_OLDER_THAN, under_archived) == archived("A", "B")
+    untagged_under_archived = [
+        replace(image("A", [], ago(3), referenced=True), listed_by_active_index=False),
+        image("B", [], ago(2)),
+        image("C", [], ago(1)),
+    ]
+    assert outcome(IMAGE_COUNT, untagged_under_archived) == expired("B")
 
 
 def test_a_restored_image_ranks_and_ages_from_its_restore() -> None:

@@ -30,7 +30,8 @@
 archived without the manifest list being deleted or archived first." Such an image
 (`referenced_by_index`) is selected and counted like any other, and still shields itself from
 lower rules, but gets no decision; the slot it holds is not passed to another image (the policy
-marked it, ECR's action on it fails). Once its index is gone, a later run decides it.
+marked it, ECR's action on it fails). Once its index is gone, a later run decides it; once its
+indexes are all archived (`listed_by_active_index` false), it may be archived, not expired.
 """
 
 from __future__ import annotations
@@ -71,6 +72,9 @@ class LifecycleImage:
     last_archived_at: datetime | None  # when it last moved to ARCHIVE
     last_activated_at: datetime | None  # when it was last restored to STANDARD
     referenced_by_index: bool  # a manifest list/index in the same repository lists it
+    # An index that is not archived lists it. An image only archived indexes list may be
+    # archived too (the index went first), not expired. None: as referenced_by_index.
+    listed_by_active_index: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -104,9 +108,9 @@ def evaluate(
     decisions: list[LifecycleDecision] = []
     for index, (rule, selected) in enumerate(zip(policy.rules, selections, strict=True)):
         for image in _marked(rule, selected, now):
-            if owner[image.digest] != index or image.referenced_by_index:
-                continue
             transition = rule.action == TRANSITION
+            if owner[image.digest] != index or _held_by_an_index(image, transition):
+                continue
             decisions.append(
                 LifecycleDecision(
                     digest=image.digest,
@@ -117,6 +121,15 @@ def evaluate(
                 )
             )
     return decisions
+
+
+def _held_by_an_index(image: LifecycleImage, transition: bool) -> bool:
+    """Whether an index keeps the action from the image: any index from expiry, only one
+    still in the standard class from archiving ("... without the manifest list being deleted
+    or archived first")."""
+    if transition and image.listed_by_active_index is not None:
+        return image.listed_by_active_index
+    return image.referenced_by_index
 
 
 def selects(rule: Rule, image: LifecycleImage) -> bool:

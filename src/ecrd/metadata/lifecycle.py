@@ -34,7 +34,7 @@ from ecrd.metadata.schema import (
     repositories,
     tags,
 )
-from ecrd.metadata.storage_classes import activated_at, status_of
+from ecrd.metadata.storage_classes import ARCHIVED, activated_at, status_of
 
 # A preview's status as stored; EXPIRED (and FAILED for a preview nobody finished) are how
 # the domain reads an old row.
@@ -76,6 +76,9 @@ class LifecycleCandidate:
     last_activated_at: datetime | None
     # An index in the repository lists it (it cannot be deleted before that index).
     referenced_by_index: bool
+    # An index in the repository that is not archived lists it (it cannot be archived before
+    # that index).
+    listed_by_active_index: bool
     # It lists other manifests (so it goes before them when both expire).
     is_index: bool
 
@@ -251,6 +254,12 @@ class LifecycleStore:
             & (parent.c.repository_id == repository_id)
             & (manifest_children.c.child_digest == manifests.c.digest)
         )
+        listed_by_active = exists().where(
+            (manifest_children.c.manifest_id == parent.c.id)
+            & (parent.c.repository_id == repository_id)
+            & (manifest_children.c.child_digest == manifests.c.digest)
+            & (parent.c.image_status != ARCHIVED)
+        )
         lists_others = exists().where(manifest_children.c.manifest_id == manifests.c.id)
         query = select(
             manifests.c.id,
@@ -261,6 +270,7 @@ class LifecycleStore:
             manifests.c.last_archived_at,
             manifests.c.last_activated_at,
             referenced.label("referenced_by_index"),
+            listed_by_active.label("listed_by_active_index"),
             lists_others.label("is_index"),
         ).where(manifests.c.repository_id == repository_id)
         if after_id is not None:
@@ -291,6 +301,7 @@ class LifecycleStore:
                     last_archived_at=_optional_utc(row.last_archived_at),
                     last_activated_at=activated_at(row.image_status, row.last_activated_at, now),
                     referenced_by_index=bool(row.referenced_by_index),
+                    listed_by_active_index=bool(row.listed_by_active_index),
                     is_index=bool(row.is_index),
                 )
                 for row in rows

@@ -152,6 +152,7 @@ def lifecycle_image(candidate: LifecycleCandidate) -> LifecycleImage:
         last_archived_at=candidate.last_archived_at,
         last_activated_at=candidate.last_activated_at,
         referenced_by_index=candidate.referenced_by_index,
+        listed_by_active_index=candidate.listed_by_active_index,
     )
 
 
