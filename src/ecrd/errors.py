@@ -206,3 +206,15 @@ class TooManyExclusions(RegistryError):
 class ImageTagsChanged(RegistryError):
     """An image was to be deleted as it was tagged when a policy looked at it, and its tags
     have changed since: it stays."""
+
+
+class TemplateAlreadyExists(RegistryError):
+    """A repository creation template has that prefix already."""
+
+
+class TemplateNotFound(RegistryError):
+    """No repository creation template has that prefix."""
+
+
+class TooManyTemplates(RegistryError):
+    """The registry has as many repository creation templates as it may."""

@@ -88,8 +88,10 @@ class Settings(BaseSettings):
     )
     create_on_push: bool = Field(
         True,
-        description="A push to a repository that does not exist creates it (ECR's "
-        "create-on-push). Off: such a push fails, as for any unknown repository.",
+        description="A push to a repository that does not exist creates it, with ECR's "
+        "defaults unless a CREATE_ON_PUSH repository creation template covers its name (then "
+        "with the template's settings and policies). Off, as on ECR: only a name such a "
+        "template covers is created; a push to any other unknown repository fails.",
     )
     public_host: str = Field(
         "",

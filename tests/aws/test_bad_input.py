@@ -91,6 +91,13 @@ VALID: dict[str, dict[str, Any]] = {
     "DeleteLifecyclePolicy": {"repositoryName": "bad-input/never"},
     "StartLifecyclePolicyPreview": {"repositoryName": "bad-input/never"},
     "GetLifecyclePolicyPreview": {"repositoryName": "bad-input/never"},
+    "CreateRepositoryCreationTemplate": {
+        "prefix": "bad-input/never",
+        "appliedFor": ["CREATE_ON_PUSH"],
+    },
+    "DescribeRepositoryCreationTemplates": {},
+    "UpdateRepositoryCreationTemplate": {"prefix": "bad-input/never"},
+    "DeleteRepositoryCreationTemplate": {"prefix": "bad-input/never"},
 }
 
 

@@ -44,6 +44,9 @@ AWS_ERRORS: dict[type[errors.RegistryError], str] = {
     errors.ExclusionAlreadyExists: "ExclusionAlreadyExistsException",
     errors.ExclusionNotFound: "ExclusionNotFoundException",
     errors.TooManyExclusions: "LimitExceededException",
+    errors.TemplateAlreadyExists: "TemplateAlreadyExistsException",
+    errors.TemplateNotFound: "TemplateNotFoundException",
+    errors.TooManyTemplates: "LimitExceededException",
 }
 # The HTTP status of an error that is not the client's (400 otherwise). 507 rather than 500:
 # a full disk is a known condition with its own status, and clients do not retry it blindly.

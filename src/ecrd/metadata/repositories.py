@@ -91,12 +91,30 @@ class RepositoryStore:
 
         return await self._database.read(work)
 
-    async def ensure(self, registry_id: int, name: str, arn: str) -> Repository:
-        """Return the repository, creating it with ECR's defaults when it does not exist."""
+    async def ensure(
+        self,
+        registry_id: int,
+        name: str,
+        arn: str,
+        settings: RepositorySettings | None = None,
+        resource_tags: dict[str, str] | None = None,
+        policy_text: str | None = None,
+        lifecycle_policy_text: str | None = None,
+    ) -> Repository:
+        """Return the repository, creating it (with ECR's defaults, or the settings and
+        policies given) when it does not exist."""
         existing = await self.get(registry_id, name)
         if existing is not None:
             return existing
-        created = await self.create(registry_id, name, arn, RepositorySettings(), {})
+        created = await self.create(
+            registry_id,
+            name,
+            arn,
+            settings or RepositorySettings(),
+            resource_tags or {},
+            policy_text=policy_text,
+            lifecycle_policy_text=lifecycle_policy_text,
+        )
         return created or await self._must_get(registry_id, name)
 
     async def create(
@@ -106,8 +124,11 @@ class RepositoryStore:
         arn: str,
         settings: RepositorySettings,
         resource_tags: dict[str, str],
+        policy_text: str | None = None,
+        lifecycle_policy_text: str | None = None,
     ) -> Repository | None:
-        """Create the repository with its tags in one transaction; None if the name is taken."""
+        """Create the repository with its tags (and policies, from a creation template) in one
+        transaction; None if the name is taken."""
         if len(resource_tags) > MAX_RESOURCE_TAGS:
             raise TooManyTags(f"a repository may have at most {MAX_RESOURCE_TAGS} tags")
 
@@ -120,6 +141,8 @@ class RepositoryStore:
                     name=name,
                     arn=arn,
                     created_at=utcnow(),
+                    policy_text=policy_text,
+                    lifecycle_policy_text=lifecycle_policy_text,
                     **_settings_values(settings),
                 ).returning(repositories.c.id)
             ).first()

@@ -15,6 +15,7 @@
 
     repositories ─< lifecycle_previews ─< lifecycle_preview_results
     registries ─< pull_time_exclusions   (principals whose pulls leave lastRecordedPullTime)
+    registries ─< repository_creation_templates   (what repositories made on ECR's behalf get)
 
 Blobs are stored once per store and keyed by digest; a repository may use one only through a
 repository_blobs link. What a manifest references is kept as rows so that "is this in use",
@@ -326,4 +327,22 @@ pull_time_exclusions = Table(
     # An IAM user or role ARN whose pulls do not update lastRecordedPullTime.
     Column("principal_arn", String(200), primary_key=True),
     Column("created_at", Timestamp, nullable=False),
+)
+
+repository_creation_templates = Table(
+    "repository_creation_templates",
+    metadata,
+    Column(
+        "registry_id",
+        ForeignKey("registries.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    # A repository namespace (`team/`, `prod/app`) or ROOT, which matches every name.
+    Column("prefix", String(256), primary_key=True),
+    # What repositories made on ECR's behalf under the prefix get, as ECR's API names it
+    # (description, appliedFor, encryptionConfiguration, resourceTags, imageTagMutability,
+    # imageTagMutabilityExclusionFilters, repositoryPolicy, lifecyclePolicy, customRoleArn).
+    Column("template_json", Text, nullable=False),
+    Column("created_at", Timestamp, nullable=False),
+    Column("updated_at", Timestamp, nullable=False),
 )

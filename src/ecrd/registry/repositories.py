@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ecrd.blobs.store import BlobStore
 from ecrd.errors import (
@@ -19,6 +19,9 @@ from ecrd.metadata.registries import RegistryStore
 from ecrd.metadata.repositories import RepositoryStore
 from ecrd.names import check_repository_name
 from ecrd.registry.policies import check_resource_policy
+
+if TYPE_CHECKING:
+    from ecrd.registry.creation_templates import CreationTemplateService
 
 _WITH_EXCLUSIONS = ("IMMUTABLE_WITH_EXCLUSION", "MUTABLE_WITH_EXCLUSION")
 
@@ -64,11 +67,13 @@ class RepositoryService:
         repositories: RepositoryStore,
         blob_store: BlobStore,
         create_on_push: bool,
+        templates: CreationTemplateService | None = None,
     ) -> None:
         self._registries = registries
         self._repositories = repositories
         self._blob_store = blob_store
         self._create_on_push = create_on_push
+        self._templates = templates
 
     async def find(self, registry: Registry, name: str) -> Repository:
         """The repository named `name`; RepositoryNotFound when there is none."""
@@ -87,12 +92,33 @@ class RepositoryService:
         return await self._repositories.get(registry.id, name)
 
     async def for_push(self, registry: Registry, name: str) -> Repository:
-        """The repository to push into, created first when create-on-push is on."""
-        if not self._create_on_push:
-            return await self.find(registry, name)
+        """The repository to push into, made on ECR's behalf when it does not exist: as ECR,
+        when a CREATE_ON_PUSH creation template covers the name (its settings and policies
+        applied); and with ECR's defaults for any name while `create_on_push` is on (ecrd's
+        zero-setup default). RepositoryNotFound otherwise."""
         check_repository_name(name)
+        existing = await self._repositories.get(registry.id, name) if registry.is_stored else None
+        if existing is not None:
+            return existing
+        template = None
+        if self._templates is not None:
+            template = await self._templates.matching(registry, name, "CREATE_ON_PUSH")
+        if template is None and not self._create_on_push:
+            raise repository_not_found(registry, name)
         registry = await self._registries.store(registry)
-        return await self._repositories.ensure(registry.id, name, repository_arn(registry, name))
+        if template is None:
+            return await self._repositories.ensure(
+                registry.id, name, repository_arn(registry, name)
+            )
+        return await self._repositories.ensure(
+            registry.id,
+            name,
+            repository_arn(registry, name),
+            template.settings,
+            template.resource_tags,
+            policy_text=template.repository_policy,
+            lifecycle_policy_text=template.lifecycle_policy,
+        )
 
     async def names(self, registry: Registry, after: str | None, limit: int) -> list[str]:
         return await self._repositories.list_names(registry.id, after, limit)

@@ -10,6 +10,7 @@ from ecrd.blobs.filesystem import FilesystemBlobStore
 from ecrd.blobs.store import BlobStore
 from ecrd.jobs.background import BackgroundTasks
 from ecrd.metadata.blobs import BlobRecords
+from ecrd.metadata.creation_templates import CreationTemplateStore
 from ecrd.metadata.database import Database
 from ecrd.metadata.garbage import GarbageStore
 from ecrd.metadata.identities import IdentityStore
@@ -24,6 +25,7 @@ from ecrd.metadata.signing_keys import SigningKeyStore
 from ecrd.metadata.storage_classes import StorageClassStore
 from ecrd.metadata.uploads import UploadStore
 from ecrd.registry.blobs import BlobService
+from ecrd.registry.creation_templates import CreationTemplateService
 from ecrd.registry.garbage import GarbageCollector
 from ecrd.registry.hosts import RegistryHosts
 from ecrd.registry.images import ImageService
@@ -52,6 +54,7 @@ class RegistryServices:
     images: ImageService
     layers: LayerService
     garbage: GarbageCollector
+    creation_templates: CreationTemplateService
     hosts: RegistryHosts
     tokens: TokenIssuer
     identities: IdentityStore
@@ -120,6 +123,7 @@ def build_services(settings: Settings, database: Database | None = None) -> Regi
     )
     background = BackgroundTasks()
     registries = RegistryStore(database, RegistryHosts(settings).default_alias)
+    creation_templates = CreationTemplateService(registries, CreationTemplateStore(database))
     pull_time_exclusions = PullTimeExclusionService(PullTimeExclusionStore(database), registries)
     manifests = ManifestService(
         ManifestStore(database), settings.max_manifest_bytes, background, pull_time_exclusions
@@ -132,7 +136,7 @@ def build_services(settings: Settings, database: Database | None = None) -> Regi
         blob_store=blob_store,
         registries=registries,
         repositories=RepositoryService(
-            registries, repository_store, blob_store, settings.create_on_push
+            registries, repository_store, blob_store, settings.create_on_push, creation_templates
         ),
         blobs=BlobService(
             blob_records, blob_store, redirect=settings.blob_store == "s3" and settings.s3_redirect
@@ -141,6 +145,7 @@ def build_services(settings: Settings, database: Database | None = None) -> Regi
         manifests=manifests,
         images=ImageService(manifests, image_store),
         layers=LayerService(uploads, blob_records),
+        creation_templates=creation_templates,
         garbage=GarbageCollector(
             GarbageStore(database),
             image_store,

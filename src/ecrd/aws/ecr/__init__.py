@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ecrd.aws.ecr import (
     authorization,
+    creation_templates,
     images,
     layers,
     lifecycle,
@@ -57,4 +58,10 @@ OPERATIONS: dict[str, Operation] = {
         pull_time_exclusions.deregister_pull_time_update_exclusion
     ),
     "ListPullTimeUpdateExclusions": pull_time_exclusions.list_pull_time_update_exclusions,
+    "CreateRepositoryCreationTemplate": creation_templates.create_repository_creation_template,
+    "DescribeRepositoryCreationTemplates": (
+        creation_templates.describe_repository_creation_templates
+    ),
+    "UpdateRepositoryCreationTemplate": creation_templates.update_repository_creation_template,
+    "DeleteRepositoryCreationTemplate": creation_templates.delete_repository_creation_template,
 }
