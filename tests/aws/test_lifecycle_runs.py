@@ -147,10 +147,9 @@ def test_the_preview_and_the_run_agree(hooked: EcrdServer, ecr: Any, repository:
     assert previewed == set(tagged[:4]) | {untagged[0], untagged[1]}
 
 
-def test_an_expiring_index_goes_with_the_images_it_lists(
-    hooked: EcrdServer, ecr: Any, repository: str
-) -> None:
-    # given an index tagged "multi" over two untagged images, all pushed 30 days ago
+def aged_index(server: EcrdServer, ecr: Any, repository: str, days: int) -> tuple[str, list[str]]:
+    """An index tagged "multi" over two untagged images, all pushed `days` ago: (the index's
+    digest, its images' digests)."""
     children = [
         image_manifest(ecr, repository, layers=[f"{repository} child {n}".encode()])
         for n in range(2)
@@ -165,7 +164,15 @@ def test_an_expiring_index_goes_with_the_images_it_lists(
         "imageDigest"
     ]
     for digest in [index_digest, *child_digests]:
-        set_image_times(hooked, repository, digest, imagePushedAt=days_ago(30))
+        set_image_times(server, repository, digest, imagePushedAt=days_ago(days))
+    return index_digest, child_digests
+
+
+def test_an_expiring_index_goes_with_the_images_it_lists(
+    hooked: EcrdServer, ecr: Any, repository: str
+) -> None:
+    # given an index tagged "multi" over two untagged images, all pushed 30 days ago
+    index_digest, child_digests = aged_index(hooked, ecr, repository, days=30)
     # and a policy expiring everything over a week old
     text = policy(older_than(7))
     ecr.put_lifecycle_policy(repositoryName=repository, lifecyclePolicyText=text)
@@ -211,21 +218,7 @@ def test_images_of_an_archived_index_are_archived_but_not_expired_with_it(
     hooked: EcrdServer, ecr: Any, repository: str
 ) -> None:
     # given an index over two images, all pushed 40 days ago, the index archived
-    children = [
-        image_manifest(ecr, repository, layers=[f"{repository} archived child {n}".encode()])
-        for n in range(2)
-    ]
-    child_digests = [
-        put_image(ecr, repository, child, imageManifestMediaType=OCI_MANIFEST)["imageId"][
-            "imageDigest"
-        ]
-        for child in children
-    ]
-    index_digest = put_image(ecr, repository, index_manifest(children), "multi")["imageId"][
-        "imageDigest"
-    ]
-    for digest in [index_digest, *child_digests]:
-        set_image_times(hooked, repository, digest, imagePushedAt=days_ago(40))
+    index_digest, child_digests = aged_index(hooked, ecr, repository, days=40)
     ecr.update_image_storage_class(
         repositoryName=repository,
         imageId={"imageDigest": index_digest},

@@ -16,7 +16,7 @@ from sqlalchemy import Connection, and_, delete, exists, literal, or_, select, u
 from ecrd.errors import ImageTagsChanged, ManifestReferenced
 from ecrd.metadata.blobs import release_blobs_of
 from ecrd.metadata.database import Database
-from ecrd.metadata.records import as_utc, utcnow
+from ecrd.metadata.records import as_utc, as_utc_or_none, utcnow
 from ecrd.metadata.schema import manifest_children, manifests, tags
 from ecrd.metadata.storage_classes import ACTIVE, status_column
 
@@ -86,10 +86,6 @@ def _image_status_clause(image_status: str) -> Any:
     return status_column(utcnow()) == image_status
 
 
-def _moment(value: datetime | None) -> datetime | None:
-    return None if value is None else as_utc(value)
-
-
 def _summaries(connection: Connection, rows: list[Any]) -> list[ImageSummary]:
     ids = [row.id for row in rows]
     tags_of: dict[int, list[str]] = defaultdict(list)
@@ -110,11 +106,11 @@ def _summaries(connection: Connection, rows: list[Any]) -> list[ImageSummary]:
             subject_digest=row.subject_digest,
             size=row.size,
             pushed_at=as_utc(row.pushed_at),
-            last_pulled_at=_moment(row.last_pulled_at),
+            last_pulled_at=as_utc_or_none(row.last_pulled_at),
             tags=tuple(tags_of.get(row.id, ())),
             image_status=row.image_status,
-            last_archived_at=_moment(row.last_archived_at),
-            last_activated_at=_moment(row.last_activated_at),
+            last_archived_at=as_utc_or_none(row.last_archived_at),
+            last_activated_at=as_utc_or_none(row.last_activated_at),
         )
         for row in rows
     ]

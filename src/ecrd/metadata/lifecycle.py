@@ -22,7 +22,7 @@ from sqlalchemy import ColumnElement, Connection, delete, exists, func, insert, 
 
 from ecrd.errors import RepositoryDeleted
 from ecrd.metadata.database import Database
-from ecrd.metadata.records import Repository, as_utc, utcnow
+from ecrd.metadata.records import Repository, as_utc, as_utc_or_none, utcnow
 from ecrd.metadata.repositories import COLUMNS as REPOSITORY_COLUMNS
 from ecrd.metadata.repositories import repository_record
 from ecrd.metadata.schema import (
@@ -122,16 +122,12 @@ class ImageTimes:
     clear_last_archived_at: bool = False
 
 
-def _optional_utc(moment: datetime | None) -> datetime | None:
-    return None if moment is None else as_utc(moment)
-
-
 def _preview_record(row: Any) -> PreviewRecord:
     return PreviewRecord(
         policy_text=row.policy_text,
         status=row.status,
         started_at=as_utc(row.started_at),
-        finished_at=_optional_utc(row.finished_at),
+        finished_at=as_utc_or_none(row.finished_at),
     )
 
 
@@ -173,7 +169,7 @@ class LifecycleStore:
             if row is None or row.lifecycle_policy_text is None:
                 return None
             return LifecyclePolicyRecord(
-                row.lifecycle_policy_text, _optional_utc(row.lifecycle_evaluated_at)
+                row.lifecycle_policy_text, as_utc_or_none(row.lifecycle_evaluated_at)
             )
 
         return await self._database.read(work)
@@ -296,9 +292,9 @@ class LifecycleStore:
                     digest=row.digest,
                     tags=tuple(tags_of.get(row.id, ())),
                     pushed_at=as_utc(row.pushed_at),
-                    last_pulled_at=_optional_utc(row.last_pulled_at),
+                    last_pulled_at=as_utc_or_none(row.last_pulled_at),
                     image_status=status_of(row.image_status, row.last_activated_at, now),
-                    last_archived_at=_optional_utc(row.last_archived_at),
+                    last_archived_at=as_utc_or_none(row.last_archived_at),
                     last_activated_at=activated_at(row.image_status, row.last_activated_at, now),
                     referenced_by_index=bool(row.referenced_by_index),
                     listed_by_active_index=bool(row.listed_by_active_index),

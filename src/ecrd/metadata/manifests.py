@@ -24,6 +24,7 @@ from ecrd.metadata.records import (
     Repository,
     StoredManifest,
     as_utc,
+    as_utc_or_none,
     utcnow,
 )
 from ecrd.metadata.repositories import COLUMNS as REPOSITORY_COLUMNS
@@ -50,8 +51,7 @@ def _record(row: Any, prefix: str = "") -> Manifest:
     values = row._mapping
 
     def moment(name: str) -> datetime | None:
-        value = values[f"{prefix}{name}"]
-        return None if value is None else as_utc(value)
+        return as_utc_or_none(values[f"{prefix}{name}"])
 
     return Manifest(
         id=values[f"{prefix}id"],

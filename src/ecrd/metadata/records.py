@@ -16,6 +16,11 @@ def as_utc(moment: datetime) -> datetime:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
+def as_utc_or_none(moment: datetime | None) -> datetime | None:
+    """`as_utc` of a nullable column."""
+    return None if moment is None else as_utc(moment)
+
+
 # The id of a registry that has no row yet; database ids start at 1.
 UNSTORED_ID = 0
 

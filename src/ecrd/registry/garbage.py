@@ -105,13 +105,13 @@ class GarbageCollector:
         tick = progress or (lambda _stage, _done: None)
         if dry_run:
             if delete_untagged:
-                report.untagged_images = await self._count_untagged(cutoff)
+                report.untagged_images = await self._untagged(cutoff, tick, dry_run=True)
             found = await self._store.reclaimable(cutoff, stale_claims)
             report.links, report.blobs, report.blob_bytes = found.links, found.blobs, found.bytes
             report.orphaned_blobs, report.orphaned_bytes = await self._orphans(cutoff, None, tick)
             return report
         if delete_untagged:
-            report.untagged_images = await self._delete_untagged(cutoff, tick)
+            report.untagged_images = await self._untagged(cutoff, tick, dry_run=False)
             # The window of the links those images released starts now: with none (a test, or
             # an operator's `--grace 0`), their blobs go in this same run.
             cutoff = utcnow() - timedelta(seconds=grace_seconds)
@@ -124,21 +124,15 @@ class GarbageCollector:
         report.abandoned_commits = await self._blob_store.abandoned_commits(min(cutoff, assembling))
         return report
 
-    async def _count_untagged(self, cutoff: datetime) -> int:
-        count, after = 0, None
-        for _page in range(MAX_PAGES):
-            page = await self._store.untagged_images(cutoff, after, PAGE_SIZE)
-            count += len(page)
-            if len(page) < PAGE_SIZE:
-                break
-            after = page[-1][0]
-        return count
-
-    async def _delete_untagged(self, cutoff: datetime, tick: Progress) -> int:
-        deleted, after = 0, None
+    async def _untagged(self, cutoff: datetime, tick: Progress, dry_run: bool) -> int:
+        """Delete (or, for a dry run, count) the untagged images no index lists."""
+        done, after = 0, None
         for _page in range(MAX_PAGES):
             page = await self._store.untagged_images(cutoff, after, PAGE_SIZE)
             for _manifest_id, repository_id, digest in page:
+                if dry_run:
+                    done += 1
+                    continue
                 try:
                     # Only while still untagged: a push may have tagged it since it was read.
                     deletion = await self._images.delete_by_digest(
@@ -146,12 +140,12 @@ class GarbageCollector:
                     )
                 except (ManifestReferenced, ImageTagsChanged):
                     continue  # an index listing it, or a tag, came meanwhile
-                deleted += deletion is not None
-            tick("untagged images", deleted)
+                done += deletion is not None
+            tick("untagged images", done)
             if len(page) < PAGE_SIZE:
                 break
             after = page[-1][0]
-        return deleted
+        return done
 
     async def _remove_links(self, cutoff: datetime, tick: Progress) -> int:
         removed, after = 0, None

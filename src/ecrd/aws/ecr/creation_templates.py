@@ -14,6 +14,7 @@ from ecrd.aws.errors import AwsError
 from ecrd.aws.pagination import decode_token, encode_token
 from ecrd.errors import ParameterInvalid, PolicyInvalid
 from ecrd.lifecycle.policy import LifecyclePolicyInvalid
+from ecrd.metadata.records import Registry
 from ecrd.registry.creation_templates import CreationTemplate
 
 DEFAULT_PAGE_SIZE = 100
@@ -85,6 +86,14 @@ def template_output(template: CreationTemplate) -> dict[str, Any]:
     return output
 
 
+def _answer(registry: Registry, template: CreationTemplate) -> dict[str, Any]:
+    """What Create, Update and Delete answer: the registry and the template."""
+    return {
+        "registryId": registry.account_id,
+        "repositoryCreationTemplate": template_output(template),
+    }
+
+
 async def create_repository_creation_template(call: Call, params: dict[str, Any]
                                               ) -> dict[str, Any]:  # fmt: skip
     registry = await call.registry(params, kind="private")
@@ -92,10 +101,7 @@ async def create_repository_creation_template(call: Call, params: dict[str, Any]
     template = await _checked(
         call, lambda: call.services.creation_templates.create(registry, params["prefix"], settings)
     )
-    return {
-        "registryId": registry.account_id,
-        "repositoryCreationTemplate": template_output(template),
-    }
+    return _answer(registry, template)
 
 
 async def update_repository_creation_template(call: Call, params: dict[str, Any]
@@ -105,20 +111,14 @@ async def update_repository_creation_template(call: Call, params: dict[str, Any]
     template = await _checked(
         call, lambda: call.services.creation_templates.update(registry, params["prefix"], changes)
     )
-    return {
-        "registryId": registry.account_id,
-        "repositoryCreationTemplate": template_output(template),
-    }
+    return _answer(registry, template)
 
 
 async def delete_repository_creation_template(call: Call, params: dict[str, Any]
                                               ) -> dict[str, Any]:  # fmt: skip
     registry = await call.registry(params, kind="private")
     template = await call.services.creation_templates.delete(registry, params["prefix"])
-    return {
-        "registryId": registry.account_id,
-        "repositoryCreationTemplate": template_output(template),
-    }
+    return _answer(registry, template)
 
 
 async def describe_repository_creation_templates(call: Call, params: dict[str, Any]
