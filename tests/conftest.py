@@ -34,6 +34,7 @@ from botocore.config import Config
 from botocore.credentials import Credentials
 
 from ecrd.auth.tokens import TokenIssuer
+from ecrd.sealing import Keyring
 from tests.s3_server import S3Server, multipart_uploads, object_keys
 
 # Generous: with the two test passes at once on two cores, a start can take several seconds.
@@ -48,6 +49,7 @@ ROOT_SECRET_ACCESS_KEY = "ecrdTestRootSecretKey0000000000000000000"
 _SERVICE_BY_TARGET = {
     "AmazonEC2ContainerRegistry_V20150921": "ecr",
     "SpencerFrontendService": "ecr-public",
+    "secretsmanager": "secretsmanager",
 }
 
 
@@ -431,11 +433,28 @@ class EcrdServer:
             return thread.submit(asyncio.run, run()).result(timeout=60)
 
     def signing_key(self) -> tuple[int, bytes]:
-        """(generation, secret) of the key this server signs tokens with now."""
-        generation, secret_hex = self.metadata_query(
-            "SELECT generation, secret_hex FROM signing_keys ORDER BY generation DESC LIMIT 1"
+        """(generation, secret) of the key this server signs tokens with now (opened with
+        its sealing keys)."""
+        from ecrd.metadata.signing_keys import signing_key_context
+
+        generation, secret_hex, sealed = self.metadata_query(
+            "SELECT generation, secret_hex, secret_sealed FROM signing_keys "
+            "ORDER BY generation DESC LIMIT 1"
         )[0]
-        return int(generation), bytes.fromhex(secret_hex)
+        if sealed is None:
+            return int(generation), bytes.fromhex(secret_hex)
+        return int(generation), self.keyring().open(sealed, signing_key_context(generation))
+
+    def keyring(self) -> Keyring:
+        """The sealing keys this server uses: ECRD_SEALING_KEYS, else its key file."""
+        from ecrd.sealing import KEY_FILE_NAME, parse_keys
+
+        configured = self.environment.get("ECRD_SEALING_KEYS")
+        if configured:
+            return Keyring(parse_keys(configured, "ECRD_SEALING_KEYS"))
+        key_file = self.environment.get("ECRD_SEALING_KEY_FILE")
+        path = Path(key_file) if key_file else self.data_dir / KEY_FILE_NAME
+        return Keyring(parse_keys(path.read_text(), str(path)))
 
     def token_issuer(self) -> TokenIssuer:
         """An issuer that signs as this server does (to make tokens it would not hand out)."""

@@ -13,6 +13,7 @@ import click
 from ecrd.jobs.commands import jobs_group
 from ecrd.jobs.gc_command import gc_command
 from ecrd.lifecycle.commands import lifecycle_group
+from ecrd.sealing_commands import sealing_group
 from ecrd.settings import Settings, SettingsError, load_settings
 
 # The metadata store is imported only by the commands that use it, so `ecrd --help` and
@@ -231,3 +232,4 @@ def _with_identities(settings: Settings, work: Callable[[IdentityStore], Awaitab
 main.add_command(jobs_group(store_options, _settings))
 main.add_command(gc_command(store_options, _settings))
 main.add_command(lifecycle_group(store_options, _settings))
+main.add_command(sealing_group(store_options, _settings))

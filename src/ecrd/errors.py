@@ -218,3 +218,58 @@ class TemplateNotFound(RegistryError):
 
 class TooManyTemplates(RegistryError):
     """The registry has as many repository creation templates as it may."""
+
+
+class PullThroughRuleAlreadyExists(RegistryError):
+    """A pull-through cache rule has that repository prefix already."""
+
+
+class PullThroughRuleNotFound(RegistryError):
+    """No pull-through cache rule has that repository prefix."""
+
+
+class TooManyPullThroughRules(RegistryError):
+    """The registry has as many pull-through cache rules as it may."""
+
+
+class UpstreamRegistryUnsupported(RegistryError):
+    """A pull-through cache rule names an upstream registry (or URL) ecrd cannot cache."""
+
+
+class SecretInaccessible(RegistryError):
+    """A rule's credential secret is in another account or region than its registry."""
+
+
+class PullThroughPushRefused(RegistryError):
+    """A push into a repository that a pull-through cache rule covers: its images come only
+    from the upstream."""
+
+
+class UpstreamUnavailable(RegistryError):
+    """The upstream of a pull-through cache is out of reach (down, timing out, rate limiting)
+    and ecrd has nothing cached to serve instead."""
+
+
+class UpstreamDenied(RegistryError):
+    """The upstream of a pull-through cache refused the rule's credentials (or asked for
+    some where the rule has none)."""
+
+
+class SecretNotFound(RegistryError):
+    """No Secrets Manager secret (or no version of it) answers to that id in the account and
+    region; or, read from inside ecrd, one scheduled for deletion."""
+
+
+class SecretScheduledForDeletion(SecretNotFound):
+    """The secret is scheduled for deletion: only DescribeSecret, RestoreSecret and a forced
+    DeleteSecret act on it, and its name is taken until it is purged."""
+
+
+class SecretAlreadyExists(RegistryError):
+    """A secret has that name already, or a version has that ClientRequestToken with another
+    value."""
+
+
+class SecretUndecryptable(RegistryError):
+    """A stored secret value does not open with the keyring: sealed with a key the keyring
+    no longer has, or altered."""

@@ -19,6 +19,7 @@ from ecrd.metadata.database import Database
 from ecrd.metadata.identities import IdentityStore
 from ecrd.observability.log_config import log_config
 from ecrd.observability.metrics import worker_metrics_folder
+from ecrd.sealing import load_keyring
 from ecrd.settings import Settings
 from ecrd.startup import StartupError, check_before_serving
 
@@ -57,6 +58,7 @@ def _settings_for_workers(settings: Settings) -> str:
     environment and its children's, as the settings that came in did."""
     values = settings.model_dump(mode="json")
     values["bootstrap_secret_access_key"] = settings.bootstrap_secret_access_key.get_secret_value()
+    values["sealing_keys"] = settings.sealing_keys.get_secret_value()
     return json.dumps(values)
 
 
@@ -66,6 +68,9 @@ def serve(settings: Settings) -> None:
         # work leaves no data folder, store or key behind.
         check_before_serving(settings)
         settings.data_dir.mkdir(parents=True, exist_ok=True)
+        # The sealing key file, made now when missing: before any worker starts, and a bad
+        # key file stops the start with one line.
+        load_keyring(settings)
         generated = asyncio.run(_prepare_store(settings))
     except (StartupError, ValueError, OSError) as error:
         raise SystemExit(f"ecrd: {error}") from None

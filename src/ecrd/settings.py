@@ -234,6 +234,21 @@ class Settings(BaseSettings):
         "old; the replaced key still verifies until every token it signed has expired (13 "
         "hours). Keys live in the metadata store, shared by every process.",
     )
+    # A SecretStr: the keys never show in a repr, a settings dump or an error message.
+    sealing_keys: SecretStr = Field(
+        SecretStr(""),
+        description="The keys that seal secret values (the Secrets Manager API) and the token "
+        "signing keys in the metadata store: comma-separated, each `<id>:<base64 of 32 "
+        "bytes>` (`ecrd sealing new-key` prints one). The first seals, every one opens what it "
+        "sealed. Set, it is used instead of the key file; every process sharing a PostgreSQL "
+        "store needs the same keys (`ECRD_SEALING_KEYS`). See docs/secrets.md.",
+    )
+    sealing_key_file: Path | None = Field(
+        None,
+        description="The file of sealing keys when `sealing_keys` is empty: one key a line in "
+        "the same form, the first sealing, `#` comments. Unset: `sealing.keys` in the data "
+        "folder, which the first start makes (one new key, readable by its owner only).",
+    )
     gc_grace_seconds: int = Field(
         2 * 3600,
         ge=0,
@@ -265,6 +280,24 @@ class Settings(BaseSettings):
         le=86400,
         description="How long an archived image stays ACTIVATING after a restore to STANDARD "
         "before it can be pulled again (ECR takes up to 20 minutes).",
+    )
+    upstream_endpoints: dict[str, str] = Field(
+        {},
+        description="Where ecrd really reaches the upstream registries of pull-through cache "
+        "rules: a table of upstream host (as a rule names it: `registry-1.docker.io`, "
+        "`ghcr.io`, `<account>.dkr.ecr.<region>.amazonaws.com`) to base URL "
+        "(`https://mirror.internal:5000`, `http://127.0.0.1:5001`), for an internal mirror or "
+        "an air-gapped installation. A host not in the table is reached at `https://<host>`. "
+        'In the environment: a JSON object (`ECRD_UPSTREAM_ENDPOINTS=\'{"ghcr.io": '
+        '"http://127.0.0.1:5001"}\'`).',
+    )
+    pull_through_refresh_seconds: int = Field(
+        86400,
+        ge=0,
+        le=365 * 86400,
+        description="How long a tag cached from an upstream is served before a pull checks it "
+        "upstream again (ECR: at least once every 24 hours). While the upstream is out of "
+        "reach, the cached image is served and checked again after this long.",
     )
     test_hooks: bool = Field(
         False,
@@ -304,6 +337,19 @@ class Settings(BaseSettings):
             raise ValueError(
                 "bootstrap_secret_access_key: must be 16 to 64 characters of A-Z a-z 0-9 / + ="
             )
+        return self
+
+    @model_validator(mode="after")
+    def _sealing_keys_form(self) -> Settings:
+        # Checked here so that a malformed key stops the start with one line (never the key).
+        from ecrd.sealing import KeyringInvalid, parse_keys
+
+        keys = self.sealing_keys.get_secret_value()
+        if keys.strip():
+            try:
+                parse_keys(keys, "sealing_keys")
+            except KeyringInvalid as error:
+                raise ValueError(str(error)) from None
         return self
 
     @property

@@ -174,6 +174,7 @@ _TYPE_NAMES: dict[Any, str] = {
     float: "number",
     str: "string",
     Path: "path",
+    dict[str, str]: "table of strings (in the environment: a JSON object)",
     SecretStr: "string, secret (never shown in logs, settings dumps or messages)",
 }
 
@@ -215,6 +216,9 @@ def _default_toml(field: FieldInfo) -> str | None:
         return repr(value)
     if isinstance(value, str | Path):
         return json.dumps(str(value))  # a TOML basic string escapes as JSON does
+    if isinstance(value, dict) and all(isinstance(v, str) for v in value.values()):
+        pairs = ", ".join(f"{json.dumps(str(k))} = {json.dumps(v)}" for k, v in value.items())
+        return "{ " + pairs + " }" if pairs else "{}"
     raise ValueError(f"no TOML form for the default {value!r}")
 
 

@@ -13,6 +13,7 @@ import pytest
 
 from ecrd.aws.ecr import OPERATIONS
 from ecrd.aws.model import load_services
+from ecrd.aws.secretsmanager import OPERATIONS as SECRETS_MANAGER_OPERATIONS
 
 ECR = load_services()["AmazonEC2ContainerRegistry_V20150921"]
 DIGEST = "sha256:" + "a" * 64
@@ -98,17 +99,46 @@ VALID: dict[str, dict[str, Any]] = {
     "DescribeRepositoryCreationTemplates": {},
     "UpdateRepositoryCreationTemplate": {"prefix": "bad-input/never"},
     "DeleteRepositoryCreationTemplate": {"prefix": "bad-input/never"},
+    "CreatePullThroughCacheRule": {
+        "ecrRepositoryPrefix": "bad-input",
+        "upstreamRegistryUrl": "registry.example.com",
+    },
+    "DescribePullThroughCacheRules": {},
+    "UpdatePullThroughCacheRule": {"ecrRepositoryPrefix": "bad-input"},
+    "DeletePullThroughCacheRule": {"ecrRepositoryPrefix": "bad-input"},
+    "ValidatePullThroughCacheRule": {"ecrRepositoryPrefix": "bad-input"},
 }
 
 
-def cases() -> list[tuple[str, str, str, Any]]:
+SECRETS_MANAGER = load_services()["secretsmanager"]
+SECRET = "bad-input/never"
+SECRETS_VALID: dict[str, dict[str, Any]] = {
+    "CreateSecret": {"Name": SECRET, "SecretString": "v"},
+    "DescribeSecret": {"SecretId": SECRET},
+    "GetSecretValue": {"SecretId": SECRET},
+    "PutSecretValue": {"SecretId": SECRET, "SecretString": "v"},
+    "UpdateSecret": {"SecretId": SECRET, "Description": "d"},
+    "DeleteSecret": {"SecretId": SECRET},
+    "RestoreSecret": {"SecretId": SECRET},
+    "TagResource": {"SecretId": SECRET, "Tags": [{"Key": "k", "Value": "v"}]},
+    "UntagResource": {"SecretId": SECRET, "TagKeys": ["k"]},
+    "GetResourcePolicy": {"SecretId": SECRET},
+    "ListSecrets": {},
+}
+
+
+def cases(
+    service: Any = ECR,
+    operations: Any = OPERATIONS,
+    valid_requests: dict[str, dict[str, Any]] = VALID,
+) -> list[tuple[str, str, str, Any]]:
     """(operation, member, kind of fault, request) for every fault the model lets us make."""
     found = []
-    for operation in sorted(OPERATIONS):
-        shape = ECR.model.operation_model(operation).input_shape
+    for operation in sorted(operations):
+        shape = service.model.operation_model(operation).input_shape
         if shape is None:
             continue
-        valid = VALID[operation]
+        valid = valid_requests[operation]
         for member in shape.required_members:
             request = {k: v for k, v in valid.items() if k != member}
             found.append((operation, member, "missing", request))
@@ -128,6 +158,32 @@ def cases() -> list[tuple[str, str, str, Any]]:
 
 def test_every_implemented_operation_has_a_valid_request_here() -> None:
     assert set(VALID) == set(OPERATIONS)
+    assert set(SECRETS_VALID) == set(SECRETS_MANAGER_OPERATIONS)
+
+
+@pytest.mark.parametrize(
+    ("operation", "member", "fault", "request_body"),
+    cases(SECRETS_MANAGER, SECRETS_MANAGER_OPERATIONS, SECRETS_VALID),
+)
+def test_bad_secrets_manager_member_is_refused_naming_it(
+    client: httpx.Client, operation: str, member: str, fault: str, request_body: Any
+) -> None:
+    # Given a Secrets Manager request with one bad member, when it is sent
+    response = client.post(
+        "/",
+        content=json.dumps(request_body),
+        headers={
+            "X-Amz-Target": f"{SECRETS_MANAGER.target_prefix}.{operation}",
+            "Content-Type": "application/x-amz-json-1.1",
+        },
+    )
+    # Then it is refused with the operation's parameter error, naming the member and never
+    # quoting a value (a SecretString among them)
+    assert response.status_code == 400, response.text
+    body = response.json()
+    assert body["__type"] == "InvalidParameterException"
+    assert member in body["message"]
+    assert "aaaaaaaa" not in body["message"]
 
 
 @pytest.mark.parametrize(("operation", "member", "fault", "request_body"), cases())

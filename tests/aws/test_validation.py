@@ -434,7 +434,7 @@ def test_validation_message_renders_lists_as_aws_does() -> None:
 def _operations() -> list[tuple[str, str]]:
     return [
         (service, operation)
-        for service in ("ecr", "ecr-public")
+        for service in ("ecr", "ecr-public", "secretsmanager")
         for operation in model(service).operation_names
     ]
 
@@ -448,6 +448,7 @@ _EXAMPLE_STRINGS = (
     "arn:aws:iam::123456789012:role/ecr",
     "arn:aws:signer:us-east-1:123456789012:/signing-profiles/ecr_profile",
     "arn:aws:secretsmanager:us-east-1:123456789012:secret:ecr-pullthroughcache/upstream",
+    "12h",  # secretsmanager's rotation Duration
     "",
 )
 
@@ -514,7 +515,7 @@ def test_every_operation_names_its_first_missing_member(service: str, operation:
 def _model_patterns() -> dict[str, int]:
     """Each distinct string pattern of both models, with the longest string it may see."""
     patterns: dict[str, int] = {}
-    for service in ("ecr", "ecr-public"):
+    for service in ("ecr", "ecr-public", "secretsmanager"):
         raw = Loader().load_service_model(service, "service-2")
         for shape in raw["shapes"].values():
             if "pattern" in shape:

@@ -26,6 +26,7 @@ import httpx
 import pytest
 from botocore.exceptions import ClientError
 
+from ecrd.sealing import new_key
 from tests.conftest import (
     EcrdServer,
     new_postgres_database,
@@ -59,6 +60,8 @@ def store_environment(kind: str, shared_data: Path) -> tuple[dict[str, str], str
         "ECRD_S3_BUCKET": bucket,
         "ECRD_S3_ENDPOINT_URL": s3.endpoint_url,
         "ECRD_S3_REDIRECT": "true",
+        # Processes with data folders of their own share the sealing keys as a setting.
+        "ECRD_SEALING_KEYS": new_key().line(),
     }
     return environment, bucket
 

@@ -27,6 +27,8 @@ from ecrd.metadata.repositories import RepositoryStore
 from ecrd.metadata.schema import signing_keys, uploads
 from ecrd.metadata.signing_keys import SigningKeyStore
 from ecrd.metadata.uploads import UploadStore
+from ecrd.sealing import load_keyring
+from ecrd.settings import Settings
 from tests.conftest import postgres_database
 
 pytestmark = pytest.mark.metadata_independent  # both stores, in the SQLite pass
@@ -202,9 +204,12 @@ def test_jobs_run_signing_key_rotation_rotates_only_an_old_key(cli_store: CliSto
     rotated = cli_store.invoke("run", "signing_key_rotation")
     assert rotated.exit_code == 0 and rotated.stdout.endswith(": rotated 1\n"), rotated.output
 
+    # (the new key is sealed with the keys `ecrd jobs run` found, or made, in the data folder)
+    keyring = load_keyring(Settings(data_dir=cli_store.data_dir), create=False)
+
     async def generations_and_old_token(database: Database) -> tuple[list[int], bool]:
-        keys = await SigningKeyStore(database).keys()
-        issuer = TokenIssuer(SigningKeyStore(database))
+        keys = await SigningKeyStore(database, keyring).keys()
+        issuer = TokenIssuer(SigningKeyStore(database, keyring))
         await issuer.start()
         return [key.generation for key in keys], await issuer.read(token) is not None
 

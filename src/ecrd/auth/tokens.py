@@ -22,6 +22,7 @@ import base64
 import hashlib
 import hmac
 import json
+import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -45,6 +46,7 @@ EXPIRES_PARAMETER = "X-Ecrd-Expires"
 SIGNATURE_PARAMETER = "X-Ecrd-Signature"
 # A presigned URL's expiry, in seconds since the epoch, is at most this (the year 5138).
 MAX_EXPIRY = 10**11
+logger = logging.getLogger("ecrd.auth")
 
 
 @dataclass(frozen=True)
@@ -95,11 +97,20 @@ class TokenIssuer:
         return cls(keys=[SigningKey(generation, secret, utcnow(), None)])
 
     async def start(self, legacy_secret: bytes | None = None) -> None:
-        """Make the first key if the store has none (the legacy key when there is one), and
-        read the keys."""
+        """Make the first key if the store has none (the legacy key when there is one), seal
+        keys stored before sealing, and read the keys. When none of them opens with this
+        process's keyring, a new key is rotated in, so the server can sign at all."""
         if self._store is not None:
             await self._store.ensure_first(legacy_secret)
+            await self._store.seal_plain()
             await self._refresh()
+            if not self._keys:
+                logger.warning(
+                    "no stored signing key opens with the sealing keys: a new one signs from "
+                    "now on, and what the old ones signed is refused here"
+                )
+                await self._store.rotate(timedelta(0), KEY_VERIFY_AFTER_REPLACED)
+                await self._refresh(time.monotonic())
 
     async def rotate(self, older_than: timedelta) -> int | None:
         """Put a new signing key in when the newest is older than `older_than` (the scheduled

@@ -8,8 +8,9 @@ from botocore.model import OperationModel
 
 from ecrd import errors
 
-# Shape names exactly as in the ecr and ecr-public models.
-AWS_ERRORS: dict[type[errors.RegistryError], str] = {
+# Shape names exactly as in the ecr, ecr-public and secretsmanager models. Where the services
+# name one error differently, a tuple of candidates: the first the operation models wins.
+AWS_ERRORS: dict[type[errors.RegistryError], str | tuple[str, ...]] = {
     errors.NameInvalid: "InvalidParameterException",
     errors.TagInvalid: "InvalidParameterException",
     errors.DigestMismatch: "ImageDigestDoesNotMatchException",
@@ -47,10 +48,25 @@ AWS_ERRORS: dict[type[errors.RegistryError], str] = {
     errors.TemplateAlreadyExists: "TemplateAlreadyExistsException",
     errors.TemplateNotFound: "TemplateNotFoundException",
     errors.TooManyTemplates: "LimitExceededException",
+    # Secrets Manager's names first; ECR's (a pull-through cache rule's credential) after.
+    errors.SecretNotFound: ("ResourceNotFoundException", "SecretNotFoundException"),
+    errors.SecretScheduledForDeletion: ("InvalidRequestException", "SecretNotFoundException"),
+    errors.SecretAlreadyExists: "ResourceExistsException",
+    errors.SecretUndecryptable: ("DecryptionFailure", "UnableToDecryptSecretValueException"),
+    errors.PullThroughRuleAlreadyExists: "PullThroughCacheRuleAlreadyExistsException",
+    errors.PullThroughRuleNotFound: "PullThroughCacheRuleNotFoundException",
+    errors.TooManyPullThroughRules: "LimitExceededException",
+    errors.UpstreamRegistryUnsupported: "UnsupportedUpstreamRegistryException",
+    errors.SecretInaccessible: "UnableToAccessSecretException",
+    errors.UpstreamUnavailable: "ServerException",
 }
 # The HTTP status of an error that is not the client's (400 otherwise). 507 rather than 500:
 # a full disk is a known condition with its own status, and clients do not retry it blindly.
-_STATUSES: dict[type[errors.RegistryError], int] = {errors.StorageFull: 507, errors.BlobBusy: 503}
+_STATUSES: dict[type[errors.RegistryError], int] = {
+    errors.StorageFull: 507,
+    errors.BlobBusy: 503,
+    errors.UpstreamUnavailable: 503,
+}
 
 # Used when an operation's model does not list the error the domain raised.
 _GENERIC_ERRORS = ("InvalidParameterException", "ValidationException")
@@ -78,12 +94,13 @@ def generic_error(operation: OperationModel) -> str:
 
 
 def from_registry_error(error: errors.RegistryError, operation: OperationModel) -> AwsError:
-    code = next(
+    mapped = next(
         (AWS_ERRORS[kind] for kind in type(error).__mro__ if kind in AWS_ERRORS),
         "InvalidParameterException",
     )
-    if code not in modeled_errors(operation):
-        code = generic_error(operation)
+    candidates = (mapped,) if isinstance(mapped, str) else mapped
+    modeled = modeled_errors(operation)
+    code = next((name for name in candidates if name in modeled), generic_error(operation))
     status = next((_STATUSES[kind] for kind in type(error).__mro__ if kind in _STATUSES), 400)
     return AwsError(code, error.message, status=status)
 

@@ -22,7 +22,9 @@ class AwsService:
         return self.model.operation_model(operation_name)
 
 
-def load_services(names: tuple[str, ...] = ("ecr", "ecr-public")) -> dict[str, AwsService]:
+def load_services(
+    names: tuple[str, ...] = ("ecr", "ecr-public", "secretsmanager"),
+) -> dict[str, AwsService]:
     """The services by X-Amz-Target prefix."""
     loader = Loader()
     services = {}

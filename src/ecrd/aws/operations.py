@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from ecrd.aws import ecr, ecr_public
+from ecrd.aws import ecr, ecr_public, secretsmanager
 from ecrd.aws.endpoint import Operation
 
 
 def operation_tables() -> dict[str, dict[str, Operation]]:
-    return {"ecr": ecr.OPERATIONS, "ecr-public": ecr_public.OPERATIONS}
+    return {
+        "ecr": ecr.OPERATIONS,
+        "ecr-public": ecr_public.OPERATIONS,
+        "secretsmanager": secretsmanager.OPERATIONS,
+    }

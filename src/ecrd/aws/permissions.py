@@ -4,6 +4,12 @@ The action is `<service>:<Operation>` (`ecr:PutImage`). The resource follows the
 Authorization Reference: the repository a call names (`repositoryName`, each of
 `repositoryNames`, or `resourceArn`); every repository of the registry for a listing without
 names; "*" for account-level actions such as GetAuthorizationToken and the registry settings.
+
+Secrets Manager's actions (`secretsmanager:<Operation>`) act on the secret's full ARN (the ARN
+the SecretId names when no such secret exists); CreateSecret on the ARN the new secret will
+have, its six random characters written `??????` (as policies name them); ListSecrets on "*".
+Secrets are in no registry: their target carries an unstored one of their account and region,
+so no registry policy applies to them.
 """
 
 from __future__ import annotations
@@ -14,7 +20,9 @@ from typing import Any
 
 from ecrd.auth.authorizer import Origin, Target
 from ecrd.aws.calls import Call
+from ecrd.metadata.records import UNSTORED_ID, Registry
 from ecrd.registry.repositories import repository_arn
+from ecrd.registry.secrets import check_text, scope_of
 
 _REPOSITORY_ARN = re.compile(r"^arn:aws:(ecr|ecr-public):([a-z0-9-]*):(\d{12}):repository/(.+)$")
 
@@ -25,6 +33,8 @@ def action_of(call: Call) -> str:
 
 async def targets_of(call: Call, params: dict[str, Any]) -> list[Target]:
     """Every resource the call acts on; each must be allowed."""
+    if call.operation.service_model.signing_name == "secretsmanager":
+        return [await _secret_target(call, params)]
     if "resourceArn" in params:
         return [await _arn_target(call, params["resourceArn"])]
     registry = await call.registry(params)
@@ -42,6 +52,19 @@ async def targets_of(call: Call, params: dict[str, Any]) -> list[Target]:
         repository = await call.services.repositories.lookup(registry, name)
         targets.append(Target(registry, repository_arn(registry, name), repository))
     return targets
+
+
+async def _secret_target(call: Call, params: dict[str, Any]) -> Target:
+    check_text(params)  # before any of it reaches a query
+    account_id, region = call.account_id, call.region
+    if "SecretId" in params:
+        account_id, region = scope_of(account_id, region, params["SecretId"])
+        resource = await call.services.secrets.resource_arn(account_id, region, params["SecretId"])
+    elif call.operation.name == "CreateSecret":
+        resource = f"arn:aws:secretsmanager:{region}:{account_id}:secret:{params['Name']}-??????"
+    else:
+        resource = "*"
+    return Target(Registry(UNSTORED_ID, account_id, region, "secretsmanager"), resource)
 
 
 async def _arn_target(call: Call, arn: str) -> Target:
@@ -68,6 +91,13 @@ def request_tags(params: dict[str, Any]) -> dict[str, str | list[str]]:
         keys["aws:TagKeys"] = [tag["Key"] for tag in tags]
     if isinstance(params.get("tagKeys"), list):
         keys["aws:TagKeys"] = list(params["tagKeys"])
+    # Secrets Manager spells them Tags and TagKeys.
+    if isinstance(params.get("Tags"), list):
+        for tag in params["Tags"]:
+            keys[f"aws:RequestTag/{tag.get('Key', '')}"] = tag.get("Value", "")
+        keys["aws:TagKeys"] = [tag.get("Key", "") for tag in params["Tags"]]
+    if isinstance(params.get("TagKeys"), list):
+        keys["aws:TagKeys"] = list(params["TagKeys"])
     return keys
 
 

@@ -11,11 +11,15 @@
     iam_users ─< access_keys      (an access key with no user is its account's root key)
 
     signing_keys                  (token and URL signing keys, newest signs, all unexpired verify)
+    secrets ─┬─< secret_tags      (Secrets Manager secrets, per account and region)
+             └─< secret_versions ─< secret_version_stages   (values sealed; AWSCURRENT, ...)
     job_schedules ─< job_runs     (the job runner's leases and its record of runs)
 
     repositories ─< lifecycle_previews ─< lifecycle_preview_results
     registries ─< pull_time_exclusions   (principals whose pulls leave lastRecordedPullTime)
     registries ─< repository_creation_templates   (what repositories made on ECR's behalf get)
+    registries ─< pull_through_cache_rules        (namespaces cached from an upstream registry)
+    repositories ─< pull_through_tags             (when a cached tag was last checked upstream)
 
 Blobs are stored once per store and keyed by digest; a repository may use one only through a
 repository_blobs link. What a manifest references is kept as rows so that "is this in use",
@@ -31,6 +35,7 @@ from sqlalchemy import (
     Column,
     DateTime,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     LargeBinary,
@@ -240,8 +245,11 @@ signing_keys = Table(
     # verifies. Generations are given explicitly, so two processes adding the same next one
     # conflict on this key and only one key is made.
     Column("generation", Integer, primary_key=True, autoincrement=False),
-    # 32 random bytes, hex.
-    Column("secret_hex", String(128), nullable=False),
+    # 32 random bytes, hex: only in rows from before keys were sealed (ecrd seals them at its
+    # next start); NULL in every row with `secret_sealed`.
+    Column("secret_hex", String(128), nullable=True),
+    # The 32 bytes sealed with the keyring (sealing.py), bound to the generation.
+    Column("secret_sealed", Text, nullable=True),
     Column("created_at", Timestamp, nullable=False),
     # Set when a newer key replaces this one: the last moment a token it signed can be valid.
     Column("expires_at", Timestamp, nullable=True),
@@ -345,4 +353,101 @@ repository_creation_templates = Table(
     Column("template_json", Text, nullable=False),
     Column("created_at", Timestamp, nullable=False),
     Column("updated_at", Timestamp, nullable=False),
+)
+
+pull_through_cache_rules = Table(
+    "pull_through_cache_rules",
+    metadata,
+    Column(
+        "registry_id",
+        ForeignKey("registries.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    # The cache's namespace (`docker-hub`, without ECR's implied slash) or ROOT.
+    Column("prefix", String(64), primary_key=True),
+    Column("upstream_registry", String(64), nullable=False),
+    Column("upstream_url", String(256), nullable=False),
+    Column("upstream_prefix", String(64), nullable=False),
+    Column("credential_arn", String(612), nullable=True),
+    Column("custom_role_arn", String(2048), nullable=True),
+    Column("created_at", Timestamp, nullable=False),
+    Column("updated_at", Timestamp, nullable=False),
+)
+
+pull_through_tags = Table(
+    "pull_through_tags",
+    metadata,
+    Column(
+        "repository_id",
+        ForeignKey("repositories.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("tag", String(128), primary_key=True),
+    # When the tag was last checked against the upstream (and found, or the upstream was out
+    # of reach): the next check is due a refresh interval later.
+    Column("checked_at", Timestamp, nullable=False),
+)
+
+secrets = Table(
+    "secrets",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("account_id", String(12), nullable=False),
+    Column("region", String(32), nullable=False),
+    Column("name", String(512), nullable=False),
+    # arn:aws:secretsmanager:<region>:<account>:secret:<name>-<6 random characters>
+    Column("arn", String(640), nullable=False, unique=True),
+    Column("description", Text, nullable=True),
+    # Recorded and shown; values are sealed with ecrd's keyring whatever it names.
+    Column("kms_key_id", String(2048), nullable=True),
+    Column("created_at", Timestamp, nullable=False),
+    Column("changed_at", Timestamp, nullable=False),
+    # The day (midnight UTC) a value was last read: AWS keeps only the date.
+    Column("accessed_on", Timestamp, nullable=True),
+    # Set by DeleteSecret: when it was called, and when the secret goes for good (its
+    # DeletionDate). A row past `purge_at` reads as gone and is deleted by the next write.
+    Column("deleted_at", Timestamp, nullable=True),
+    Column("purge_at", Timestamp, nullable=True),
+    UniqueConstraint("account_id", "region", "name"),
+    Index(None, "account_id", "region", "created_at"),
+    Index(None, "purge_at"),
+    # Values are sealed to their secret's ARN, and SQLite must not hand a purged secret's id
+    # to a new one (tags and versions go with their row anyway).
+    sqlite_autoincrement=True,
+)
+
+secret_tags = Table(
+    "secret_tags",
+    metadata,
+    Column("secret_id", ForeignKey("secrets.id", ondelete="CASCADE"), primary_key=True),
+    Column("key", String(128), primary_key=True),
+    Column("value", String(256), nullable=False),
+)
+
+secret_versions = Table(
+    "secret_versions",
+    metadata,
+    Column("secret_id", ForeignKey("secrets.id", ondelete="CASCADE"), primary_key=True),
+    # The ClientRequestToken that made it (a UUID when the client gave none).
+    Column("version_id", String(64), primary_key=True),
+    # The value (a kind byte, then the SecretString's UTF-8 or the SecretBinary) sealed with
+    # the keyring and bound to the secret's ARN and this version id: `s1:<key id>:...`.
+    Column("sealed_value", Text, nullable=False),
+    Column("created_at", Timestamp, nullable=False),
+    Index(None, "secret_id", "created_at"),
+)
+
+secret_version_stages = Table(
+    "secret_version_stages",
+    metadata,
+    # A staging label (AWSCURRENT, AWSPREVIOUS, AWSPENDING or the client's own) is on at
+    # most one version of its secret; a version with none is deprecated.
+    Column("secret_id", Integer, primary_key=True),
+    Column("stage", String(256), primary_key=True),
+    Column("version_id", String(64), nullable=False),
+    ForeignKeyConstraint(
+        ["secret_id", "version_id"],
+        ["secret_versions.secret_id", "secret_versions.version_id"],
+        ondelete="CASCADE",
+    ),
 )

@@ -46,6 +46,8 @@ LIST = "ecr:ListImages"
 CATALOG = "ecr:DescribeRepositories"
 # A push into a repository that does not exist yet creates it (create-on-push).
 CREATE = "ecr:CreateRepository"
+# A pull through a cache rule of an image the cache does not have yet.
+IMPORT_UPSTREAM = "ecr:BatchImportUpstreamImage"
 _PUSH_ACTIONS = {INITIATE_UPLOAD, UPLOAD_PART, COMPLETE_UPLOAD, PUSH}
 # What anyone may do to a public repository, signed in or not.
 _PUBLIC_READS = {PULL, DOWNLOAD, CHECK_LAYER, LIST}
@@ -124,6 +126,12 @@ async def admit(request: Request, actions: tuple[str, ...] | None) -> None:
         return
     if repository is None and _PUSH_ACTIONS.intersection(actions):
         actions = (*actions, CREATE)
+    elif repository is None and PULL in actions:
+        # A first pull through a cache rule makes the repository and imports the image: ECR
+        # asks for both permissions then.
+        rules = services_of(request).pull_through_rules
+        if await rules.covering(registry, name) is not None:
+            actions = (*actions, CREATE, IMPORT_UPSTREAM)
     await _check(
         request, principal, actions, Target(registry, repository_arn(registry, name), repository)
     )

@@ -8,9 +8,11 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from ecrd.bounded_parsing import MAX_INTEGER, parse_decimal
+from ecrd.errors import BlobNotFound
 from ecrd.metadata.records import Blob
-from ecrd.oci.requests import repository_to_read, services_of
+from ecrd.oci.requests import address_of, repository_to_read, services_of
 from ecrd.oci.responses import StreamResponse
+from ecrd.registry.pull_through import StreamedBlob
 
 _RANGE = re.compile(r"^bytes=([0-9]*)-([0-9]*)$", re.ASCII)
 
@@ -53,7 +55,18 @@ def _headers(blob: Blob) -> dict[str, str]:
 async def get_blob(request: Request) -> Response:
     services = services_of(request)
     repository = await repository_to_read(request)
-    blob = await services.blobs.get(repository, request.path_params["digest"])
+    digest = request.path_params["digest"]
+    try:
+        blob = await services.blobs.get(repository, digest)
+    except BlobNotFound:
+        # A pull-through cache fetches it from the upstream: a whole GET streams as it is
+        # stored; a HEAD or a range waits for the whole blob.
+        registry, _ = await address_of(request)
+        whole = request.method == "GET" and "range" not in request.headers
+        fetched = await services.pull_through.fetch_blob(registry, repository, digest, whole)
+        if isinstance(fetched, StreamedBlob):
+            return _streamed(fetched)
+        blob = fetched
     headers = _headers(blob)
     redirect = await services.blobs.redirect_url(blob)
     if redirect is not None and request.method == "GET":
@@ -76,6 +89,19 @@ async def get_blob(request: Request) -> Response:
         status_code=status,
         headers=headers,
         media_type="application/octet-stream",
+    )
+
+
+def _streamed(fetched: StreamedBlob) -> Response:
+    headers = {
+        "Docker-Content-Digest": fetched.digest,
+        "ETag": f'"{fetched.digest}"',
+        "Cache-Control": "max-age=31536000",
+    }
+    if fetched.size is not None:
+        headers["Content-Length"] = str(fetched.size)
+    return StreamResponse(
+        fetched.chunks, status_code=200, headers=headers, media_type="application/octet-stream"
     )
 
 

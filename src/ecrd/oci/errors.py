@@ -25,6 +25,10 @@ OCI_ERRORS: dict[type[errors.RegistryError], tuple[int, str]] = {
     errors.TooManyUploads: (429, "TOOMANYREQUESTS"),
     errors.BlobBusy: (429, "TOOMANYREQUESTS"),
     errors.UploadTooFragmented: (400, "BLOB_UPLOAD_INVALID"),
+    errors.PullThroughPushRefused: (403, "DENIED"),
+    errors.UpstreamDenied: (403, "DENIED"),
+    # The spec has no code for an upstream out of reach; 503 tells clients to retry later.
+    errors.UpstreamUnavailable: (503, "UNAVAILABLE"),
     # The spec has no code for it; Distribution answers its own failures with UNKNOWN.
     errors.StorageFull: (507, "UNKNOWN"),
 }

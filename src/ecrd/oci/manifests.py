@@ -50,7 +50,8 @@ def _check_acceptable(request: Request, manifest: Manifest) -> None:
 async def get_manifest(request: Request) -> Response:
     services = services_of(request)
     registry, name = await address_of(request)
-    repository, manifest = await services.manifests.find_for_pull(
+    # Where a pull-through cache rule covers the name, from the upstream when not stored.
+    repository, manifest = await services.pull_through.find_for_pull(
         registry, name, request.path_params["reference"]
     )
     _check_acceptable(request, manifest)

@@ -59,11 +59,15 @@ async def repository_to_read(request: Request) -> Repository:
 
 
 async def repository_to_write(request: Request) -> Repository:
+    """The repository a push writes into (made on ECR's behalf when missing); refused where a
+    pull-through cache rule covers it."""
+    registry, name = await address_of(request)
+    services = services_of(request)
+    await services.pull_through_rules.refuse_push(registry, name)
     known: Repository | None = getattr(request.state, "repository", None)
     if known is not None:
         return known
-    registry, name = await address_of(request)
-    return await services_of(request).repositories.for_push(registry, name)
+    return await services.repositories.for_push(registry, name)
 
 
 async def body_chunks(request: Request) -> AsyncIterator[bytes]:

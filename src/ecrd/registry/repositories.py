@@ -21,7 +21,7 @@ from ecrd.names import check_repository_name
 from ecrd.registry.policies import check_resource_policy
 
 if TYPE_CHECKING:
-    from ecrd.registry.creation_templates import CreationTemplateService
+    from ecrd.registry.creation_templates import CreationTemplate, CreationTemplateService
 
 _WITH_EXCLUSIONS = ("IMMUTABLE_WITH_EXCLUSION", "MUTABLE_WITH_EXCLUSION")
 
@@ -105,6 +105,26 @@ class RepositoryService:
             template = await self._templates.matching(registry, name, "CREATE_ON_PUSH")
         if template is None and not self._create_on_push:
             raise repository_not_found(registry, name)
+        return await self._on_behalf(registry, name, template)
+
+    async def for_cache(self, registry: Registry, name: str) -> Repository:
+        """The repository a pull-through cache stores into, made on ECR's behalf when it does
+        not exist: through the covering PULL_THROUGH_CACHE template, else with ECR's
+        defaults."""
+        check_repository_name(name)
+        existing = await self._repositories.get(registry.id, name) if registry.is_stored else None
+        if existing is not None:
+            return existing
+        template = None
+        if self._templates is not None:
+            template = await self._templates.matching(registry, name, "PULL_THROUGH_CACHE")
+        return await self._on_behalf(registry, name, template)
+
+    async def _on_behalf(
+        self, registry: Registry, name: str, template: CreationTemplate | None
+    ) -> Repository:
+        """Make (or find, when another request just made it) a repository on ECR's behalf,
+        with all the template gives it in one transaction."""
         registry = await self._registries.store(registry)
         if template is None:
             return await self._repositories.ensure(

@@ -17,10 +17,12 @@ from ecrd.metadata.identities import IdentityStore
 from ecrd.metadata.images import ImageStore
 from ecrd.metadata.lifecycle import LifecycleStore
 from ecrd.metadata.manifests import ManifestStore
+from ecrd.metadata.pull_through_rules import PullThroughRuleStore, PullThroughTagStore
 from ecrd.metadata.pull_time_exclusions import PullTimeExclusionStore
 from ecrd.metadata.records import Registry
 from ecrd.metadata.registries import RegistryStore
 from ecrd.metadata.repositories import RepositoryStore
+from ecrd.metadata.secrets import SecretStore
 from ecrd.metadata.signing_keys import SigningKeyStore
 from ecrd.metadata.storage_classes import StorageClassStore
 from ecrd.metadata.uploads import UploadStore
@@ -32,10 +34,14 @@ from ecrd.registry.images import ImageService
 from ecrd.registry.layers import LayerService
 from ecrd.registry.lifecycle import LifecycleService
 from ecrd.registry.manifests import ManifestService
+from ecrd.registry.pull_through import PullThroughCache
+from ecrd.registry.pull_through_rules import PullThroughRuleService
 from ecrd.registry.pull_time_exclusions import PullTimeExclusionService
 from ecrd.registry.repositories import RepositoryService
+from ecrd.registry.secrets import SecretService
 from ecrd.registry.storage_classes import StorageClassService
 from ecrd.registry.uploads import UploadService
+from ecrd.sealing import Keyring, load_keyring
 from ecrd.settings import Settings
 
 
@@ -67,6 +73,11 @@ class RegistryServices:
     pull_time_exclusions: PullTimeExclusionService
     # Lifecycle policies and their previews (runs: ecrd.registry.lifecycle.apply_policy).
     lifecycle: LifecycleService
+    # Secrets Manager secrets, their values sealed with the keyring.
+    secrets: SecretService
+    # Which namespaces are caches of an upstream registry, and the cache itself.
+    pull_through_rules: PullThroughRuleService
+    pull_through: PullThroughCache
 
     async def registry_for_host(self, host: str | None) -> Registry:
         """The registry a data-plane request addresses: by its Host when a domain is set."""
@@ -96,6 +107,7 @@ class RegistryServices:
         return await self.registries.by_alias(alias)
 
     async def close(self) -> None:
+        await self.pull_through.close()
         self.blob_store.close()
         await self.database.close()
 
@@ -114,8 +126,12 @@ def blob_store_of(settings: Settings) -> BlobStore:
     return FilesystemBlobStore(settings.data_dir)
 
 
-def build_services(settings: Settings, database: Database | None = None) -> RegistryServices:
+def build_services(
+    settings: Settings, database: Database | None = None, keyring: Keyring | None = None
+) -> RegistryServices:
     database = database or Database(settings.metadata_url)
+    # The keys that seal secret values and signing keys (the key file is made when missing).
+    keyring = keyring or load_keyring(settings)
     blob_store = blob_store_of(settings)
     blob_records = BlobRecords(database)
     uploads = UploadService(
@@ -130,17 +146,32 @@ def build_services(settings: Settings, database: Database | None = None) -> Regi
     )
     repository_store = RepositoryStore(database)
     image_store = ImageStore(database)
+    repositories = RepositoryService(
+        registries, repository_store, blob_store, settings.create_on_push, creation_templates
+    )
+    blobs = BlobService(
+        blob_records, blob_store, redirect=settings.blob_store == "s3" and settings.s3_redirect
+    )
+    secrets = SecretService(SecretStore(database, keyring))
+    pull_through_rules = PullThroughRuleService(registries, PullThroughRuleStore(database), secrets)
+    pull_through = PullThroughCache(
+        pull_through_rules,
+        repositories,
+        manifests,
+        blobs,
+        uploads,
+        PullThroughTagStore(database),
+        secrets,
+        settings.upstream_endpoints,
+        settings.pull_through_refresh_seconds,
+    )
     return RegistryServices(
         database=database,
         background=background,
         blob_store=blob_store,
         registries=registries,
-        repositories=RepositoryService(
-            registries, repository_store, blob_store, settings.create_on_push, creation_templates
-        ),
-        blobs=BlobService(
-            blob_records, blob_store, redirect=settings.blob_store == "s3" and settings.s3_redirect
-        ),
+        repositories=repositories,
+        blobs=blobs,
         uploads=uploads,
         manifests=manifests,
         images=ImageService(manifests, image_store),
@@ -154,7 +185,7 @@ def build_services(settings: Settings, database: Database | None = None) -> Regi
             settings.upload_expiry_seconds,
         ),
         hosts=RegistryHosts(settings),
-        tokens=TokenIssuer(SigningKeyStore(database)),
+        tokens=TokenIssuer(SigningKeyStore(database, keyring)),
         identities=IdentityStore(database),
         authorizer=Authorizer(registries, repository_store),
         default_account_id=settings.account_id,
@@ -164,4 +195,7 @@ def build_services(settings: Settings, database: Database | None = None) -> Regi
         ),
         pull_time_exclusions=pull_time_exclusions,
         lifecycle=LifecycleService(LifecycleStore(database), background),
+        secrets=secrets,
+        pull_through_rules=pull_through_rules,
+        pull_through=pull_through,
     )

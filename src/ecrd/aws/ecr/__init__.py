@@ -9,6 +9,7 @@ from ecrd.aws.ecr import (
     layers,
     lifecycle,
     policies,
+    pull_through_rules,
     pull_time_exclusions,
     registry,
     repositories,
@@ -64,4 +65,9 @@ OPERATIONS: dict[str, Operation] = {
     ),
     "UpdateRepositoryCreationTemplate": creation_templates.update_repository_creation_template,
     "DeleteRepositoryCreationTemplate": creation_templates.delete_repository_creation_template,
+    "CreatePullThroughCacheRule": pull_through_rules.create_pull_through_cache_rule,
+    "DescribePullThroughCacheRules": pull_through_rules.describe_pull_through_cache_rules,
+    "UpdatePullThroughCacheRule": pull_through_rules.update_pull_through_cache_rule,
+    "DeletePullThroughCacheRule": pull_through_rules.delete_pull_through_cache_rule,
+    "ValidatePullThroughCacheRule": pull_through_rules.validate_pull_through_cache_rule,
 }

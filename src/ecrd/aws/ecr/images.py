@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from typing import Any
@@ -10,7 +11,7 @@ from ecrd.aws.calls import Call
 from ecrd.aws.errors import AwsError
 from ecrd.aws.pagination import decode_token, encode_token
 from ecrd.digests import Digest, is_valid_digest
-from ecrd.errors import ManifestReferenced, MediaTypeMissing, ParameterInvalid
+from ecrd.errors import ManifestReferenced, MediaTypeMissing, ParameterInvalid, RegistryError
 from ecrd.metadata.images import ImageSummary
 from ecrd.metadata.records import Manifest, Registry, Repository, utcnow
 from ecrd.metadata.storage_classes import ACTIVATING, ACTIVE, activated_at, status_of
@@ -84,6 +85,9 @@ def _tag_mismatch(image_id: dict[str, Any]) -> dict[str, Any]:
 
 
 async def put_image(call: Call, params: dict[str, Any]) -> dict[str, Any]:
+    await call.services.pull_through_rules.refuse_push(
+        await call.registry(params), params["repositoryName"]
+    )
     registry, repository = await call.repository(params)
     tag = params.get("imageTag")
     try:
@@ -102,7 +106,22 @@ async def put_image(call: Call, params: dict[str, Any]) -> dict[str, Any]:
     return {"image": _image_output(registry, repository, stored.manifest, tag)}
 
 
+async def _pull_through(call: Call, params: dict[str, Any]) -> None:
+    """Where a pull-through cache rule covers the repository, fetch what the upstream has of
+    the images asked for (what it lacks is answered as failures below)."""
+    registry = await call.registry(params)
+    name = params["repositoryName"]
+    if await call.services.pull_through_rules.covering(registry, name) is None:
+        return
+    for image_id in params["imageIds"]:
+        reference = image_id.get("imageDigest") or image_id.get("imageTag")
+        if isinstance(reference, str):
+            with contextlib.suppress(RegistryError):
+                await call.services.pull_through.find_for_pull(registry, name, reference)
+
+
 async def batch_get_image(call: Call, params: dict[str, Any]) -> dict[str, Any]:
+    await _pull_through(call, params)
     registry, repository = await call.repository(params)
     accepted = params.get("acceptedMediaTypes")
     images: list[dict[str, Any]] = []

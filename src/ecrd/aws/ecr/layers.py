@@ -42,7 +42,8 @@ async def batch_check_layer_availability(call: Call, params: dict[str, Any]) -> 
 
 
 async def initiate_layer_upload(call: Call, params: dict[str, Any]) -> dict[str, Any]:
-    _registry, repository = await call.repository(params)
+    registry, repository = await call.repository(params)
+    await call.services.pull_through_rules.refuse_push(registry, repository.name)
     upload = await call.services.layers.initiate(repository)
     return {"uploadId": upload.id, "partSize": PART_SIZE}
 
