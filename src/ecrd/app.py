@@ -18,7 +18,7 @@ from ecrd.aws.endpoint import AwsEndpoint
 from ecrd.aws.model import load_services
 from ecrd.aws.operations import operation_tables
 from ecrd.errors import RegistryError
-from ecrd.jobs.catalog import scheduled_jobs
+from ecrd.jobs.catalog import REPLICATION, scheduled_jobs
 from ecrd.jobs.runner import JobRunner
 from ecrd.observability.health import Readiness, liveness
 from ecrd.observability.home import HomePage
@@ -79,6 +79,8 @@ def create_app(settings: Settings, migrate: bool = True) -> Starlette:
     jobs = scheduled_jobs(services, settings)
     metrics = Metrics(operation_labels(aws_services), [job.name for job in jobs])
     runner = JobRunner(services.database, jobs, metrics.jobs, background=services.background)
+    # A push a replication rule covers starts the job at once, rather than at its next tick.
+    services.manifests.on_replication_queued = lambda: runner.nudge(REPLICATION)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -94,6 +96,7 @@ def create_app(settings: Settings, migrate: bool = True) -> Starlette:
 
     aws_endpoint = AwsEndpoint(aws_services, operation_tables())
     readiness = Readiness(services.database, services.blob_store)
+    metrics_endpoint = MetricsEndpoint(metrics, services.uploads, services.replication)
     app = Starlette(
         routes=[
             Route("/", aws_endpoint.handle, methods=["POST"]),
@@ -101,7 +104,7 @@ def create_app(settings: Settings, migrate: bool = True) -> Starlette:
             Route("/", HomePage(settings).answer, methods=["GET"]),
             Route("/healthz", liveness, methods=["GET"]),
             Route("/readyz", readiness.answer, methods=["GET"]),
-            Route("/metrics", MetricsEndpoint(metrics, services.uploads).answer, methods=["GET"]),
+            Route("/metrics", metrics_endpoint.answer, methods=["GET"]),
             *oci_routes(),
             *gallery_routes(),
             *test_hook_routes(settings),

@@ -299,6 +299,14 @@ class Settings(BaseSettings):
         "upstream again (ECR: at least once every 24 hours). While the upstream is out of "
         "reach, the cached image is served and checked again after this long.",
     )
+    replication_interval_seconds: float = Field(
+        10.0,
+        ge=0.1,
+        le=3600,
+        description="How often the replication job looks for queued images in the server; a "
+        "push that a replication rule covers also starts it at once in the process that took "
+        "the push (`ecrd jobs run replication` runs it now).",
+    )
     test_hooks: bool = Field(
         False,
         description="For tests only: lets anyone who reaches the server set an image's push, "

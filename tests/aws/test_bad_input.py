@@ -107,6 +107,13 @@ VALID: dict[str, dict[str, Any]] = {
     "UpdatePullThroughCacheRule": {"ecrRepositoryPrefix": "bad-input"},
     "DeletePullThroughCacheRule": {"ecrRepositoryPrefix": "bad-input"},
     "ValidatePullThroughCacheRule": {"ecrRepositoryPrefix": "bad-input"},
+    "GetAccountSetting": {"name": "BLOB_MOUNTING"},
+    "PutAccountSetting": {"name": "BASIC_SCAN_TYPE_VERSION", "value": "AWS_NATIVE"},
+    "PutReplicationConfiguration": {"replicationConfiguration": {"rules": []}},
+    "DescribeImageReplicationStatus": {
+        "repositoryName": "bad-input",
+        "imageId": {"imageTag": "latest"},
+    },
 }
 
 

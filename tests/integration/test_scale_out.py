@@ -73,6 +73,8 @@ class Cluster:
         self.kind = kind
         shared_data = root / "shared-data"
         environment, bucket = store_environment(kind, shared_data)
+        # The replication job ticks once at the first start, not again during a test.
+        environment = {**environment, "ECRD_REPLICATION_INTERVAL_SECONDS": "3600"}
         self.servers = [
             EcrdServer(
                 root / f"process-{index}" if kind == "postgresql+s3" else shared_data,
@@ -138,12 +140,13 @@ def test_processes_started_at_once_share_one_root_key_and_one_signing_key(
     # and each background job, due at once on the new store, ran once between them
     runs = "SELECT name, trigger, outcome FROM job_runs ORDER BY name"
     deadline = time.monotonic() + 30
-    while len(first.metadata_query(runs)) < 4 and time.monotonic() < deadline:
+    while len(first.metadata_query(runs)) < 5 and time.monotonic() < deadline:
         time.sleep(0.2)
     time.sleep(JOB_POLL_SECONDS * 1.5)  # every process has polled again since
     assert first.metadata_query(runs) == [
         ("garbage_collection", "schedule", "succeeded"),
         ("lifecycle", "schedule", "succeeded"),
+        ("replication", "schedule", "succeeded"),
         ("signing_key_rotation", "schedule", "succeeded"),
         ("upload_sweep", "schedule", "succeeded"),
     ]

@@ -17,6 +17,11 @@ from ecrd.metadata.registries import RegistryStore
 from ecrd.metadata.repositories import RepositoryStore
 
 logger = logging.getLogger("ecrd.auth")
+# What the registry policy governs when the registry's REGISTRY_POLICY_SCOPE is V1 (ECR's
+# first scope: replication and pull-through caches); under V2 it governs every action.
+V1_POLICY_ACTIONS = frozenset(
+    {"ecr:ReplicateImage", "ecr:BatchImportUpstreamImage", "ecr:CreateRepository"}
+)
 
 
 class AccessDenied(Exception):
@@ -67,12 +72,11 @@ class Authorizer:
         resource_texts = []
         if target.repository is not None and target.repository.policy_text:
             resource_texts.append(target.repository.policy_text)
-        registry_policy = await self._registries.policy(target.registry.id)
-        if registry_policy:
-            resource_texts.append(registry_policy)
+        registry_policy, scope = await self._registries.policy_and_scope(target.registry.id)
         try:
             identity = [_parsed(text, "identity") for text in principal.identity_policies]
             resource = [_parsed(text, "resource") for text in resource_texts]
+            registry = [_parsed(registry_policy, "resource")] if registry_policy else []
         except PolicyDocumentInvalid as error:
             # A stored policy that no longer parses must not silently drop a Deny.
             logger.error("a stored policy cannot be read: %s", error.message)
@@ -81,8 +85,9 @@ class Authorizer:
                 f"resource: {target.resource} because a policy that applies cannot be read",
                 principal,
             ) from None
-        context = await self._context(principal, target, origin, identity + resource)
+        context = await self._context(principal, target, origin, identity + resource + registry)
         for action in actions:
+            governed = scope != "V1" or action in V1_POLICY_ACTIONS
             request = AccessRequest(
                 principal=principal,
                 action=action,
@@ -90,7 +95,7 @@ class Authorizer:
                 resource_account=target.registry.account_id,
                 context=context,
                 identity_policies=identity,
-                resource_policies=resource,
+                resource_policies=resource + registry if governed else resource,
             )
             decision = evaluate(request)
             if not decision.allowed:

@@ -22,6 +22,7 @@ UPLOAD_SWEEP = "upload_sweep"
 SIGNING_KEY_ROTATION = "signing_key_rotation"
 GARBAGE_COLLECTION = "garbage_collection"
 LIFECYCLE = "lifecycle"
+REPLICATION = "replication"
 
 
 def scheduled_jobs(services: RegistryServices, settings: Settings) -> list[Job]:
@@ -34,6 +35,13 @@ def scheduled_jobs(services: RegistryServices, settings: Settings) -> list[Job]:
         removed = await services.uploads.expire(expiry_seconds)
         orphans = await services.uploads.collect_orphans(expiry_seconds)
         return {"removed": removed, "orphans_removed": orphans}
+
+    replication_lease = timedelta(minutes=10)
+
+    async def replicate() -> Mapping[str, int]:
+        # Ends well within its lease, so that no other process takes the job meanwhile.
+        outcome = await services.replication.run_due(replication_lease.total_seconds() / 2)
+        return outcome.counts()
 
     async def rotate_signing_key() -> Mapping[str, int]:
         return {"rotated": int(await services.tokens.rotate(rotation_age) is not None)}
@@ -77,6 +85,14 @@ def scheduled_jobs(services: RegistryServices, settings: Settings) -> list[Job]:
             lease=timedelta(hours=1),
             description="apply every repository's lifecycle policy: expire and archive images "
             "(lifecycle_interval_seconds)",
+        ),
+        Job(
+            name=REPLICATION,
+            interval=timedelta(seconds=settings.replication_interval_seconds),
+            run=replicate,
+            lease=replication_lease,
+            description="copy queued images to their replication destinations, and deletes "
+            "where deleteReplication is on (replication_interval_seconds)",
         ),
     ]
 

@@ -17,6 +17,9 @@ which process runs each tick (see JobStore for the rows):
                 pruned to its newest 100 runs, all in one transaction
     run_now()   the same, taking the lease whenever no lease holds, leaving the schedule be
                 (a job with no row yet gets one due an interval later)
+    nudge()     run_now in the background for an event (new work queued): a run under way
+                in this process is followed by one more, as it may have missed the work; a
+                job another process holds is left to it (its next tick finds the work)
     stop()      no new runs; a running one gets `timeout` to end, then is cancelled and
                 recorded "failed" ("cancelled at shutdown"); the background tasks drain
 
@@ -52,6 +55,7 @@ from ecrd.jobs.background import BackgroundTasks
 from ecrd.metadata.database import Database
 from ecrd.metadata.jobs import (
     COMMAND_TRIGGER,
+    EVENT_TRIGGER,
     FAILED,
     SCHEDULE_TRIGGER,
     SUCCEEDED,
@@ -180,6 +184,9 @@ class JobRunner:
         self._running: dict[str, tuple[asyncio.Task[JobRunRecord], _Taken]] = {}
         self._stopping = False
         self._stop_requested = asyncio.Event()
+        # Jobs nudged and not started yet, and jobs to run again when their run here ends.
+        self._nudged: set[str] = set()
+        self._again: set[str] = set()
 
     @property
     def jobs(self) -> tuple[Job, ...]:
@@ -210,6 +217,27 @@ class JobRunner:
             raise JobBusy(name, claim.lease_holder, claim.lease_until)
         task = self._start_run(job, _Taken(claim.run_id, trigger, now, lease_until))
         return await asyncio.shield(task)
+
+    def nudge(self, name: str) -> None:
+        """Run the job soon, as `run_now` would, without waiting for it (see the module
+        docstring). Unknown names and a stopping runner are ignored."""
+        if self._stopping or name not in self._jobs:
+            return
+        if name in self._running:
+            self._again.add(name)
+            return
+        if name in self._nudged:
+            return
+        self._nudged.add(name)
+        self.background.spawn(self._run_nudged(name))
+
+    async def _run_nudged(self, name: str) -> None:
+        try:
+            await self.run_now(name, EVENT_TRIGGER)
+        except JobBusy:
+            pass  # running here (then `_again` has it) or elsewhere: that run takes the work
+        finally:
+            self._nudged.discard(name)
 
     async def stop(self, timeout: float = 30.0) -> None:
         """Take no more runs; give a running one up to `timeout` seconds to end, then cancel it
@@ -308,6 +336,9 @@ class JobRunner:
         entry = self._running.get(name)
         if entry is not None and entry[0] is task:
             del self._running[name]
+        if name in self._again:
+            self._again.discard(name)
+            self.nudge(name)
         if not task.cancelled() and task.exception() is not None:
             logger.error("job %s: the runner failed", name, exc_info=task.exception())
 

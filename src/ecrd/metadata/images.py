@@ -17,6 +17,7 @@ from ecrd.errors import ImageTagsChanged, ManifestReferenced
 from ecrd.metadata.blobs import release_blobs_of
 from ecrd.metadata.database import Database
 from ecrd.metadata.records import as_utc, as_utc_or_none, utcnow
+from ecrd.metadata.replication import DELETE, UNTAG, queue_replication
 from ecrd.metadata.schema import manifest_children, manifests, tags
 from ecrd.metadata.storage_classes import ACTIVE, status_column
 
@@ -268,23 +269,30 @@ class ImageStore:
                         (tags.c.repository_id == repository_id) & (tags.c.name == tag)
                     )
                 )
+                queue_replication(connection, repository_id, row.digest, UNTAG)
                 return ImageDeletion(row.digest, (tag,), manifest_deleted=False)
             refuse_if_referenced(connection, repository_id, row.digest)
             release_blobs_of(connection, repository_id, row.id)
             connection.execute(delete(manifests).where(manifests.c.id == row.id))
+            queue_replication(connection, repository_id, row.digest, DELETE)
             return ImageDeletion(row.digest, (tag,), manifest_deleted=True)
 
         return await self._database.write(work)
 
     async def delete_by_digest(
-        self, repository_id: int, digest: str, if_tagged_as: tuple[str, ...] | None = None
+        self,
+        repository_id: int,
+        digest: str,
+        if_tagged_as: tuple[str, ...] | None = None,
+        replicate: bool = True,
     ) -> ImageDeletion | None:
         """Delete an image and all its tags; None when it is not in the repository.
 
         ManifestReferenced (and nothing changed) while an index in the repository lists it.
         With `if_tagged_as` (what a lifecycle run or the collector saw), ImageTagsChanged and
         nothing deleted unless the image has exactly those tags still: decided in the
-        transaction that deletes, not on the strength of the earlier look.
+        transaction that deletes, not on the strength of the earlier look. The delete is
+        queued for replication where the rules say (unless `replicate` is off).
         """
 
         def work(connection: Connection) -> ImageDeletion | None:
@@ -310,6 +318,8 @@ class ImageStore:
                 )
             release_blobs_of(connection, repository_id, manifest_id)
             connection.execute(delete(manifests).where(manifests.c.id == manifest_id))
+            if replicate:
+                queue_replication(connection, repository_id, digest, DELETE)
             return ImageDeletion(digest, removed_tags, manifest_deleted=True)
 
         return await self._database.write(work)

@@ -33,6 +33,8 @@ SUCCEEDED = "succeeded"
 FAILED = "failed"
 SCHEDULE_TRIGGER = "schedule"
 COMMAND_TRIGGER = "command"
+# A run started by an event in the process (a push a replication rule covers).
+EVENT_TRIGGER = "event"
 # Runs kept per job: enough to see a pattern of failures, few enough to read in one query.
 KEEP_RUNS = 100
 # An error's text as stored: a traceback's last line, not a novel.

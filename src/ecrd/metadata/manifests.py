@@ -27,6 +27,7 @@ from ecrd.metadata.records import (
     as_utc_or_none,
     utcnow,
 )
+from ecrd.metadata.replication import DELETE, PUSH, UNTAG, queue_replication
 from ecrd.metadata.repositories import COLUMNS as REPOSITORY_COLUMNS
 from ecrd.metadata.repositories import repository_record
 from ecrd.metadata.schema import (
@@ -126,9 +127,11 @@ class ManifestStore:
         tag_or_tags: str | Sequence[str] | None,
         immutable_tags: Container[str] = frozenset(),
         require_references: bool = True,
+        replicate: bool = True,
     ) -> StoredManifest:
         """Store a manifest and point `tag_or_tags` (one, several or none) at it, in one
-        transaction.
+        transaction, queueing its replication where the registry's rules say (not for a
+        replica itself: `replicate` off; ECR replicates a push once).
 
         Raises ManifestBlobUnknown when a referenced blob is not linked to the repository,
         ManifestChildUnknown when a child manifest is not in it (both unless
@@ -256,8 +259,15 @@ class ManifestStore:
                     # PostgreSQL the insert waits for that one to commit, then conflicts): the
                     # first push keeps it, as ECR keeps the first of two racing pushes.
                     raise TagImmutable(f"tag {tag!r} already exists and tags are immutable")
+            queued = bool(replicate and (created or moving or restored)) and queue_replication(
+                connection, repository_id, new.digest, PUSH
+            )
             return StoredManifest(
-                manifest=stored, created=created, tag_moved=bool(moving), restored=restored
+                manifest=stored,
+                created=created,
+                tag_moved=bool(moving),
+                restored=restored,
+                replication_queued=queued,
             )
 
         return await self._database.write(work)
@@ -291,8 +301,9 @@ class ManifestStore:
             query = query.where(manifests.c.digest == digest)
         return await self._database.read(lambda connection: _one_manifest(connection, query))
 
-    async def delete(self, repository_id: int, digest: str) -> bool:
-        """Delete a manifest and its tags; refuse while an index in the repository lists it."""
+    async def delete(self, repository_id: int, digest: str, replicate: bool = True) -> bool:
+        """Delete a manifest and its tags; refuse while an index in the repository lists it.
+        The delete is queued for replication where the rules say (unless `replicate` is off)."""
 
         def work(connection: Connection) -> bool:
             refuse_if_referenced(connection, repository_id, digest)
@@ -305,17 +316,28 @@ class ManifestStore:
                 return False
             release_blobs_of(connection, repository_id, manifest_id)
             result = connection.execute(delete(manifests).where(manifests.c.id == manifest_id))
+            if replicate:
+                queue_replication(connection, repository_id, digest, DELETE)
             return bool(result.rowcount)
 
         return await self._database.write(work)
 
-    async def delete_tag(self, repository_id: int, tag: str) -> bool:
-        statement = delete(tags).where(
-            (tags.c.repository_id == repository_id) & (tags.c.name == tag)
-        )
-        return await self._database.write(
-            lambda connection: bool(connection.execute(statement).rowcount)
-        )
+    async def delete_tag(self, repository_id: int, tag: str, replicate: bool = True) -> bool:
+        """Remove a tag (its image stays); the removal is queued for replication where the
+        rules say (unless `replicate` is off)."""
+        match = (tags.c.repository_id == repository_id) & (tags.c.name == tag)
+        tagged = select(manifests.c.digest).join(tags, tags.c.manifest_id == manifests.c.id)
+
+        def work(connection: Connection) -> bool:
+            digest = connection.execute(tagged.where(match)).scalar()
+            if digest is None:
+                return False
+            connection.execute(delete(tags).where(match))
+            if replicate:
+                queue_replication(connection, repository_id, digest, UNTAG)
+            return True
+
+        return await self._database.write(work)
 
     async def list_tags(self, repository_id: int, after: str | None, limit: int) -> list[str]:
         """Tag names in lexical order, those after `after`, at most `limit` of them."""

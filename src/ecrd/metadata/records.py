@@ -157,3 +157,5 @@ class StoredManifest:
     tag_moved: bool = False
     # Whether this put brought an archived (or restoring) manifest back to ACTIVE.
     restored: bool = False
+    # Whether the put queued the image for replication (a rule covers its repository).
+    replication_queued: bool = False

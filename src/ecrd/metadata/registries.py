@@ -13,10 +13,12 @@ from sqlalchemy import Connection, select, update
 
 from ecrd.metadata.database import Database
 from ecrd.metadata.records import UNSTORED_ID, Registry, utcnow
-from ecrd.metadata.schema import registries
+from ecrd.metadata.schema import account_settings, registries
 from ecrd.metadata.statements import insert_ignoring_conflicts
 
 MISSING_ALIAS_SECONDS = 5.0
+# The account setting that says which actions the registry policy governs.
+POLICY_SCOPE_SETTING = "REGISTRY_POLICY_SCOPE"
 _MAX_REMEMBERED_MISSES = 10_000
 
 
@@ -102,6 +104,23 @@ class RegistryStore:
     async def policy(self, registry_id: int) -> str | None:
         query = select(registries.c.policy_text).where(registries.c.id == registry_id)
         return await self._database.read(lambda connection: connection.execute(query).scalar())
+
+    async def policy_and_scope(self, registry_id: int) -> tuple[str | None, str | None]:
+        """The registry policy and its REGISTRY_POLICY_SCOPE account setting (None: never
+        put), in one read: every authorization asks for both."""
+        query = (
+            select(registries.c.policy_text, account_settings.c.value)
+            .select_from(
+                registries.outerjoin(
+                    account_settings,
+                    (account_settings.c.registry_id == registries.c.id)
+                    & (account_settings.c.name == POLICY_SCOPE_SETTING),
+                )
+            )
+            .where(registries.c.id == registry_id)
+        )
+        row = await self._database.read(lambda connection: connection.execute(query).first())
+        return (None, None) if row is None else (row[0], row[1])
 
     async def by_alias(self, alias: str) -> Registry | None:
         """The public registry with this alias, if there is one.

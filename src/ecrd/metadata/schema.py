@@ -20,6 +20,10 @@
     registries ─< repository_creation_templates   (what repositories made on ECR's behalf get)
     registries ─< pull_through_cache_rules        (namespaces cached from an upstream registry)
     repositories ─< pull_through_tags             (when a cached tag was last checked upstream)
+    registries ─< account_settings                (ECR's account settings, per registry)
+    registries ─< replication_configurations      (the registry's replication rules, as JSON)
+    registries ─< replications                    (per image and destination: queue and status)
+    registries ─< replication_backfills ─< replication_backfill_results
 
 Blobs are stored once per store and keyed by digest; a repository may use one only through a
 repository_blobs link. What a manifest references is kept as rows so that "is this in use",
@@ -450,4 +454,100 @@ secret_version_stages = Table(
         ["secret_versions.secret_id", "secret_versions.version_id"],
         ondelete="CASCADE",
     ),
+)
+
+account_settings = Table(
+    "account_settings",
+    metadata,
+    Column("registry_id", ForeignKey("registries.id", ondelete="CASCADE"), primary_key=True),
+    # REGISTRY_POLICY_SCOPE, BASIC_SCAN_TYPE_VERSION, BLOB_MOUNTING; a missing row is ECR's
+    # default for the setting.
+    Column("name", String(64), primary_key=True),
+    Column("value", String(64), nullable=False),
+    Column("updated_at", Timestamp, nullable=False),
+)
+
+replication_configurations = Table(
+    "replication_configurations",
+    metadata,
+    Column("registry_id", ForeignKey("registries.id", ondelete="CASCADE"), primary_key=True),
+    # The ReplicationConfiguration as PutReplicationConfiguration took it (checked); read in
+    # the transaction of every push and delete that may have to be replicated.
+    Column("configuration_json", Text, nullable=False),
+    Column("updated_at", Timestamp, nullable=False),
+)
+
+replications = Table(
+    "replications",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    # The source: a registry, a repository name (the destination uses the same name) and an
+    # image digest. The row outlives a deleted source repository until it is replicated.
+    Column("registry_id", ForeignKey("registries.id", ondelete="CASCADE"), nullable=False),
+    Column("repository_name", String(256), nullable=False),
+    Column("digest", DIGEST, nullable=False),
+    Column("destination_account", String(12), nullable=False),
+    Column("destination_region", String(32), nullable=False),
+    # IN_PROGRESS (queued or being copied), COMPLETE or FAILED (with failure_code).
+    Column("status", String(16), nullable=False),
+    Column("failure_code", String(64), nullable=True),
+    # Whether deletes and tag removals of the source reach this destination.
+    Column("delete_replication", Boolean, nullable=False),
+    # Bumped by every change that queues the row again: a worker marks its row done only if
+    # no change came while it copied.
+    Column("generation", Integer, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("queued_at", Timestamp, nullable=False),
+    Column("not_before", Timestamp, nullable=False),
+    Column("updated_at", Timestamp, nullable=False),
+    UniqueConstraint(
+        "registry_id",
+        "repository_name",
+        "digest",
+        "destination_account",
+        "destination_region",
+        # The generated name would pass PostgreSQL's 63 characters.
+        name="uq_replications_source_destination",
+    ),
+    # The worker's query: what is due, oldest change first.
+    Index(None, "status", "not_before"),
+)
+
+replication_backfills = Table(
+    "replication_backfills",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("registry_id", ForeignKey("registries.id", ondelete="CASCADE"), nullable=False),
+    Column("destination_account", String(12), nullable=False),
+    Column("destination_region", String(32), nullable=False),
+    # PREPARING, IN_PROGRESS, STOPPING, then COMPLETE, FAILED or STOPPED.
+    Column("status", String(16), nullable=False),
+    Column("failure_code", String(64), nullable=True),
+    # Progress: null until preparation ends, as ECR shows it.
+    Column("total_count", Integer, nullable=True),
+    Column("completed_count", Integer, nullable=False),
+    Column("failed_count", Integer, nullable=False),
+    Column("failure_codes_json", Text, nullable=False),
+    Column("started_at", Timestamp, nullable=False),
+    Column("ended_at", Timestamp, nullable=True),
+    Index(None, "registry_id", "started_at"),
+)
+
+replication_backfill_results = Table(
+    "replication_backfill_results",
+    metadata,
+    Column(
+        "backfill_id",
+        ForeignKey("replication_backfills.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    # One row per image and tag (an untagged image has tag ""), in the order replicated.
+    Column("position", Integer, primary_key=True),
+    Column("repository_name", String(256), nullable=False),
+    Column("digest", DIGEST, nullable=False),
+    Column("tag", String(128), nullable=False),
+    # PENDING until replicated, then COMPLETE or FAILED.
+    Column("status", String(16), nullable=False),
+    Column("failure_code", String(64), nullable=True),
+    Index(None, "backfill_id", "status", "position"),
 )

@@ -7,6 +7,8 @@ never a concrete path or repository name.
     ecrd_http_request_bytes_total{door}                     request body bytes received
     ecrd_http_response_bytes_total{door}                    response body bytes sent
     ecrd_uploads_in_progress                                open upload rows, counted per scrape
+    ecrd_replications_queued                                images waiting for replication
+    ecrd_replication_lag_seconds                            age of the oldest of them (0: none)
     ecrd_background_job_runs_total{job, outcome}            outcome: success or failure
     ecrd_background_job_duration_seconds{job}               histogram
     ecrd_background_job_items_total{job, item}              what runs did: the counts a job
@@ -55,6 +57,7 @@ from starlette.responses import Response
 
 from ecrd import __version__
 from ecrd.aws.model import AwsService
+from ecrd.registry.replication import ReplicationService
 from ecrd.registry.uploads import UploadService
 
 # prometheus-client reads this variable when it is imported: it must be set before then.
@@ -269,8 +272,11 @@ class JobMetrics:
 class _ScrapeTimeValues(Collector):
     """Values read when a scrape comes: the same from whichever worker answers it."""
 
-    def __init__(self, uploads_in_progress: int | None) -> None:
+    def __init__(
+        self, uploads_in_progress: int | None, replication_backlog: tuple[int, float] | None
+    ) -> None:
         self._uploads_in_progress = uploads_in_progress
+        self._replication_backlog = replication_backlog
 
     def collect(self) -> Iterable[Metric]:
         info = GaugeMetricFamily("ecrd_build_info", "The running ecrd.", labels=["version"])
@@ -281,6 +287,18 @@ class _ScrapeTimeValues(Collector):
                 "ecrd_uploads_in_progress",
                 "Uploads begun and neither finished, cancelled nor expired (all registries).",
                 value=self._uploads_in_progress,
+            )
+        if self._replication_backlog is not None:
+            queued, oldest_seconds = self._replication_backlog
+            yield GaugeMetricFamily(
+                "ecrd_replications_queued",
+                "Images queued for replication to a destination and not replicated yet.",
+                value=queued,
+            )
+            yield GaugeMetricFamily(
+                "ecrd_replication_lag_seconds",
+                "How long the oldest queued replication has waited (0 when none waits).",
+                value=oldest_seconds,
             )
 
 
@@ -299,7 +317,11 @@ class Metrics:
             for collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
                 self._registry.register(collector)
 
-    def exposition(self, uploads_in_progress: int | None) -> bytes:
+    def exposition(
+        self,
+        uploads_in_progress: int | None,
+        replication_backlog: tuple[int, float] | None = None,
+    ) -> bytes:
         """The text exposition of every metric (of every worker, with several)."""
         if self._multiprocess_folder is None:
             source = self._registry
@@ -307,19 +329,26 @@ class Metrics:
             source = CollectorRegistry()
             MultiProcessCollector(source, path=self._multiprocess_folder)  # type: ignore[no-untyped-call]
         scraped = CollectorRegistry()
-        scraped.register(_ScrapeTimeValues(uploads_in_progress))
+        scraped.register(_ScrapeTimeValues(uploads_in_progress, replication_backlog))
         return generate_latest(source) + generate_latest(scraped)
 
 
 class MetricsEndpoint:
-    """GET /metrics. Open uploads are counted in the metadata store at scrape time: the rows
+    """GET /metrics. Open uploads (and the replication queue) are counted in the metadata store
+    at scrape time: the rows
     are shared by every worker (and every server on the same store), so any worker answers
     the true number, uploads begun before a restart or expired by another process included;
     one indexed COUNT per scrape costs nothing next to the requests."""
 
-    def __init__(self, metrics: Metrics, uploads: UploadService) -> None:
+    def __init__(
+        self,
+        metrics: Metrics,
+        uploads: UploadService,
+        replication: ReplicationService | None = None,
+    ) -> None:
         self._metrics = metrics
         self._uploads = uploads
+        self._replication = replication
 
     async def answer(self, request: Request) -> Response:
         try:
@@ -327,7 +356,13 @@ class MetricsEndpoint:
         except Exception:  # metrics matter most when the store fails: serve the rest
             logger.warning("metrics: cannot count open uploads", exc_info=True)
             uploads_in_progress = None
-        body = self._metrics.exposition(uploads_in_progress)
+        backlog = None
+        if self._replication is not None:
+            try:
+                backlog = await self._replication.backlog()
+            except Exception:
+                logger.warning("metrics: cannot read the replication queue", exc_info=True)
+        body = self._metrics.exposition(uploads_in_progress, backlog)
         return Response(body, media_type=CONTENT_TYPE)
 
 

@@ -82,9 +82,16 @@ async def _try_mount(
     request: Request, repository: Repository, digest: str, source_name: str
 ) -> Blob | None:
     services = services_of(request)
+    registry, _name = await address_of(request)
+    # The registry's BLOB_MOUNTING account setting turned off: a plain upload instead.
+    if not await services.account_settings.mounts_allowed(registry):
+        return None
     address = await services.address(request.headers.get("host"), source_name)
-    # A source that is missing, misnamed or not readable by the caller: a plain upload instead.
-    if address is None or not await allowed(request, DOWNLOAD, *address):
+    # A source that is missing, misnamed or not readable by the caller, or in another
+    # registry (ECR mounts only within one): a plain upload instead.
+    if address is None or address[0].id != registry.id:
+        return None
+    if not await allowed(request, DOWNLOAD, *address):
         return None
     try:
         source = await services.repositories.find(*address)

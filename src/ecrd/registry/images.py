@@ -169,9 +169,16 @@ class ImageService:
         return await self._images.delete_by_tag(repository.id, tag)
 
     async def delete_by_digest(
-        self, repository: Repository, digest: str, if_tagged_as: tuple[str, ...] | None = None
+        self,
+        repository: Repository,
+        digest: str,
+        if_tagged_as: tuple[str, ...] | None = None,
+        replicate: bool = True,
     ) -> ImageDeletion | None:
-        return await self._images.delete_by_digest(repository.id, digest, if_tagged_as)
+        """Delete an image with its tags; `replicate` off for a replica's own deletion."""
+        return await self._images.delete_by_digest(
+            repository.id, digest, if_tagged_as, replicate=replicate
+        )
 
     def record_pull(
         self, repository: Repository, manifest: Manifest, principal: Principal | None = None

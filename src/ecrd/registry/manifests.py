@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -77,6 +77,8 @@ class ManifestService:
         # Keyed by (id, pushed-at): SQLite reuses the id of a deleted row, even for the same
         # digest, but a manifest stored again has a new push time.
         self._pulls_recorded: dict[tuple[int, datetime], float] = {}
+        # Called when a push queued replication, so the job runs soon (set by the app).
+        self.on_replication_queued: Callable[[], None] | None = None
 
     def prepare_put(
         self,
@@ -139,13 +141,31 @@ class ManifestService:
         `require_references` off lets a manifest name layers and children that are not there
         (for test suites written against mocks; ECR itself never allows it).
         """
-        return await self._manifests.put(
+        stored = await self._manifests.put(
             repository.id,
             push.manifest,
             push.tags,
             immutable_tags={tag for tag in push.tags if repository.tag_is_immutable(tag)},
             require_references=require_references,
         )
+        if stored.replication_queued and self.on_replication_queued is not None:
+            self.on_replication_queued()
+        return stored
+
+    async def store_replica(self, repository: Repository, push: ManifestPush) -> StoredManifest:
+        """Store a replicated manifest (its references already linked), not to be replicated
+        again: ECR replicates a push once."""
+        return await self._manifests.put(
+            repository.id,
+            push.manifest,
+            push.tags,
+            immutable_tags={tag for tag in push.tags if repository.tag_is_immutable(tag)},
+            replicate=False,
+        )
+
+    async def untag_replica(self, repository: Repository, tag: str) -> bool:
+        """Remove a tag from a replica (the source removed it); not replicated again."""
+        return await self._manifests.delete_tag(repository.id, tag, replicate=False)
 
     async def find_for_pull(
         self, registry: Registry, name: str, reference: str

@@ -96,28 +96,37 @@ class RepositoryService:
         when a CREATE_ON_PUSH creation template covers the name (its settings and policies
         applied); and with ECR's defaults for any name while `create_on_push` is on (ecrd's
         zero-setup default). RepositoryNotFound otherwise."""
-        check_repository_name(name)
-        existing = await self._repositories.get(registry.id, name) if registry.is_stored else None
-        if existing is not None:
-            return existing
-        template = None
-        if self._templates is not None:
-            template = await self._templates.matching(registry, name, "CREATE_ON_PUSH")
-        if template is None and not self._create_on_push:
-            raise repository_not_found(registry, name)
-        return await self._on_behalf(registry, name, template)
+        return await self._existing_or_made(
+            registry, name, "CREATE_ON_PUSH", without_template=self._create_on_push
+        )
 
     async def for_cache(self, registry: Registry, name: str) -> Repository:
         """The repository a pull-through cache stores into, made on ECR's behalf when it does
         not exist: through the covering PULL_THROUGH_CACHE template, else with ECR's
         defaults."""
+        return await self._existing_or_made(registry, name, "PULL_THROUGH_CACHE")
+
+    async def for_replication(self, registry: Registry, name: str) -> Repository:
+        """The repository a replicated image goes into in a destination registry, made on
+        ECR's behalf when it does not exist: through the covering REPLICATION template, else
+        with ECR's defaults."""
+        return await self._existing_or_made(registry, name, "REPLICATION")
+
+    async def _existing_or_made(
+        self, registry: Registry, name: str, purpose: str, without_template: bool = True
+    ) -> Repository:
+        """The repository named `name`; when there is none, one made on ECR's behalf through
+        the template covering the name for `purpose`, or with ECR's defaults if no template
+        does and `without_template` (RepositoryNotFound if it is off)."""
         check_repository_name(name)
         existing = await self._repositories.get(registry.id, name) if registry.is_stored else None
         if existing is not None:
             return existing
         template = None
         if self._templates is not None:
-            template = await self._templates.matching(registry, name, "PULL_THROUGH_CACHE")
+            template = await self._templates.matching(registry, name, purpose)
+        if template is None and not without_template:
+            raise repository_not_found(registry, name)
         return await self._on_behalf(registry, name, template)
 
     async def _on_behalf(

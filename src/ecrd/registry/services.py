@@ -9,6 +9,7 @@ from ecrd.auth.tokens import TokenIssuer
 from ecrd.blobs.filesystem import FilesystemBlobStore
 from ecrd.blobs.store import BlobStore
 from ecrd.jobs.background import BackgroundTasks
+from ecrd.metadata.account_settings import AccountSettingStore
 from ecrd.metadata.blobs import BlobRecords
 from ecrd.metadata.creation_templates import CreationTemplateStore
 from ecrd.metadata.database import Database
@@ -21,11 +22,13 @@ from ecrd.metadata.pull_through_rules import PullThroughRuleStore, PullThroughTa
 from ecrd.metadata.pull_time_exclusions import PullTimeExclusionStore
 from ecrd.metadata.records import Registry
 from ecrd.metadata.registries import RegistryStore
+from ecrd.metadata.replication import ReplicationStore
 from ecrd.metadata.repositories import RepositoryStore
 from ecrd.metadata.secrets import SecretStore
 from ecrd.metadata.signing_keys import SigningKeyStore
 from ecrd.metadata.storage_classes import StorageClassStore
 from ecrd.metadata.uploads import UploadStore
+from ecrd.registry.account_settings import AccountSettingService
 from ecrd.registry.blobs import BlobService
 from ecrd.registry.creation_templates import CreationTemplateService
 from ecrd.registry.garbage import GarbageCollector
@@ -37,6 +40,7 @@ from ecrd.registry.manifests import ManifestService
 from ecrd.registry.pull_through import PullThroughCache
 from ecrd.registry.pull_through_rules import PullThroughRuleService
 from ecrd.registry.pull_time_exclusions import PullTimeExclusionService
+from ecrd.registry.replication import ReplicationService
 from ecrd.registry.repositories import RepositoryService
 from ecrd.registry.secrets import SecretService
 from ecrd.registry.storage_classes import StorageClassService
@@ -78,6 +82,10 @@ class RegistryServices:
     # Which namespaces are caches of an upstream registry, and the cache itself.
     pull_through_rules: PullThroughRuleService
     pull_through: PullThroughCache
+    # ECR's account settings (registry policy scope, blob mounting, basic scan version).
+    account_settings: AccountSettingService
+    # Replication rules and the copying of what they cover (the `replication` job).
+    replication: ReplicationService
 
     async def registry_for_host(self, host: str | None) -> Registry:
         """The registry a data-plane request addresses: by its Host when a domain is set."""
@@ -165,6 +173,17 @@ def build_services(
         settings.upstream_endpoints,
         settings.pull_through_refresh_seconds,
     )
+    images = ImageService(manifests, image_store)
+    authorizer = Authorizer(registries, repository_store)
+    replication = ReplicationService(
+        registries,
+        ReplicationStore(database),
+        repositories,
+        manifests,
+        images,
+        blobs,
+        authorizer,
+    )
     return RegistryServices(
         database=database,
         background=background,
@@ -174,7 +193,7 @@ def build_services(
         blobs=blobs,
         uploads=uploads,
         manifests=manifests,
-        images=ImageService(manifests, image_store),
+        images=images,
         layers=LayerService(uploads, blob_records),
         creation_templates=creation_templates,
         garbage=GarbageCollector(
@@ -187,7 +206,7 @@ def build_services(
         hosts=RegistryHosts(settings),
         tokens=TokenIssuer(SigningKeyStore(database, keyring)),
         identities=IdentityStore(database),
-        authorizer=Authorizer(registries, repository_store),
+        authorizer=authorizer,
         default_account_id=settings.account_id,
         default_region=settings.region,
         storage_classes=StorageClassService(
@@ -198,4 +217,6 @@ def build_services(
         secrets=secrets,
         pull_through_rules=pull_through_rules,
         pull_through=pull_through,
+        account_settings=AccountSettingService(registries, AccountSettingStore(database)),
+        replication=replication,
     )

@@ -12,6 +12,7 @@ from ecrd.aws.ecr import (
     pull_through_rules,
     pull_time_exclusions,
     registry,
+    replication,
     repositories,
     storage_classes,
 )
@@ -41,10 +42,14 @@ OPERATIONS: dict[str, Operation] = {
     "CompleteLayerUpload": layers.complete_layer_upload,
     "GetDownloadUrlForLayer": layers.get_download_url_for_layer,
     "GetAuthorizationToken": authorization.get_authorization_token,
-    "DescribeRegistry": registry.describe_registry,
+    "DescribeRegistry": replication.describe_registry,
+    "PutReplicationConfiguration": replication.put_replication_configuration,
+    "DescribeImageReplicationStatus": replication.describe_image_replication_status,
     "GetRegistryPolicy": registry.get_registry_policy,
     "PutRegistryPolicy": registry.put_registry_policy,
     "DeleteRegistryPolicy": registry.delete_registry_policy,
+    "GetAccountSetting": registry.get_account_setting,
+    "PutAccountSetting": registry.put_account_setting,
     "BatchGetRepositoryScanningConfiguration": (
         repositories.batch_get_repository_scanning_configuration
     ),

@@ -300,6 +300,15 @@ async def _describe_by_ids(
     return details
 
 
+async def digest_of(
+    call: Call, registry: Registry, repository: Repository, image_id: dict[str, Any]
+) -> str:
+    """The digest an imageId (tag, digest or both) names in the repository; ECR's
+    ImageNotFoundException when it names none."""
+    details = await _describe_by_ids(call, registry, repository, [image_id])
+    return str(details[0]["imageDigest"])
+
+
 def image_not_found(registry: Registry, repository: Repository, image_id: dict[str, Any]
                     ) -> AwsError:  # fmt: skip
     return AwsError(

@@ -1,4 +1,5 @@
-"""Registry-wide operations: the registry policy and the registry's description."""
+"""Registry-wide operations: the registry policy and the account settings (the registry's
+description, with its replication rules, is in aws/ecr/replication.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from ecrd.aws.calls import Call
 from ecrd.aws.errors import AwsError
 from ecrd.errors import PolicyInvalid
 from ecrd.metadata.records import Registry
-from ecrd.registry.policies import check_resource_policy
+from ecrd.registry.account_settings import REGISTRY_POLICY_SCOPE
+from ecrd.registry.policies import check_registry_policy
 
 # ECR's whole answer to a registry policy it will not take; the reason goes to the log (debug).
 INVALID_REGISTRY_POLICY = (
@@ -19,12 +21,6 @@ INVALID_REGISTRY_POLICY = (
 logger = logging.getLogger("ecrd.aws")
 
 
-async def describe_registry(call: Call, params: dict[str, Any]) -> dict[str, Any]:
-    registry = await call.registry(params)
-    # Replication is not a feature of ecrd yet, so no registry has rules.
-    return {"registryId": registry.account_id, "replicationConfiguration": {"rules": []}}
-
-
 async def get_registry_policy(call: Call, params: dict[str, Any]) -> dict[str, Any]:
     registry = await call.registry(params)
     return {"registryId": registry.account_id, "policyText": await _policy(call, registry)}
@@ -32,8 +28,9 @@ async def get_registry_policy(call: Call, params: dict[str, Any]) -> dict[str, A
 
 async def put_registry_policy(call: Call, params: dict[str, Any]) -> dict[str, Any]:
     registry = await call.registry(params)
+    scope = await call.services.account_settings.get(registry, REGISTRY_POLICY_SCOPE)
     try:
-        policy_text = check_resource_policy(params["policyText"])
+        policy_text = check_registry_policy(params["policyText"], scope)
     except PolicyInvalid as error:
         logger.debug(
             "request %s: registry policy of %s in %s refused: %s",
@@ -62,3 +59,15 @@ async def _policy(call: Call, registry: Registry) -> str:
             f"Registry policy does not exist in the registry with id '{registry.account_id}'",
         )
     return policy_text
+
+
+async def get_account_setting(call: Call, params: dict[str, Any]) -> dict[str, Any]:
+    registry = await call.registry(params)
+    value = await call.services.account_settings.get(registry, params["name"])
+    return {"name": params["name"], "value": value}
+
+
+async def put_account_setting(call: Call, params: dict[str, Any]) -> dict[str, Any]:
+    registry = await call.registry(params)
+    value = await call.services.account_settings.put(registry, params["name"], params["value"])
+    return {"name": params["name"], "value": value}
