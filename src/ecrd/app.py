@@ -81,6 +81,7 @@ def create_app(settings: Settings, migrate: bool = True) -> Starlette:
     runner = JobRunner(services.database, jobs, metrics.jobs, background=services.background)
     # A push a replication rule covers starts the job at once, rather than at its next tick.
     services.manifests.on_replication_queued = lambda: runner.nudge(REPLICATION)
+    services.backfills.on_started = lambda: runner.nudge(REPLICATION)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

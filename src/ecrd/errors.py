@@ -273,3 +273,19 @@ class SecretAlreadyExists(RegistryError):
 class SecretUndecryptable(RegistryError):
     """A stored secret value does not open with the keyring: sealed with a key the keyring
     no longer has, or altered."""
+
+
+class BackfillInProgress(RegistryError):
+    """A replication backfill to that destination region is under way already."""
+
+
+class BackfillNotFound(RegistryError):
+    """No replication backfill of the registry has that id."""
+
+
+class BackfillStatusInvalid(RegistryError):
+    """The replication backfill is not in a status that allows this (stopping one that ended)."""
+
+
+class TooManyBackfills(RegistryError):
+    """The registry has as many replication backfills under way as it may."""

@@ -114,6 +114,12 @@ VALID: dict[str, dict[str, Any]] = {
         "repositoryName": "bad-input",
         "imageId": {"imageTag": "latest"},
     },
+    "StartReplicationBackfill": {"destination": {"region": "eu-west-1", "registryId": "1" * 12}},
+    "StopReplicationBackfill": {"replicationBackfillId": "00000000-0000-4000-8000-000000000000"},
+    "DescribeReplicationBackfillResults": {
+        "replicationBackfillId": "00000000-0000-4000-8000-000000000000"
+    },
+    "ListReplicationBackfills": {},
 }
 
 

@@ -5,17 +5,22 @@ as ECR has them."""
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import contextlib
 import json
 import random
 import string
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import httpx
 import pytest
 
+from ecrd.metadata.database import Database
+from ecrd.metadata.jobs import JobStore
 from tests.api_errors import expect_error
 from tests.aws.images_helpers import (
     digest_of,
@@ -503,3 +508,212 @@ def test_replication_runs_and_its_queue_are_metrics(
     assert values[replicated] >= 1
     assert values["ecrd_replications_queued"] == 0
     assert values["ecrd_replication_lag_seconds"] == 0
+
+
+# Backfills
+
+
+def backfill_results(ecr: Any, backfill_id: str, **extra: Any) -> dict[str, Any]:
+    answer: dict[str, Any] = ecr.describe_replication_backfill_results(
+        replicationBackfillId=backfill_id, **extra
+    )
+    return answer
+
+
+def ended(answer: dict[str, Any]) -> bool:
+    return answer["status"] in ("COMPLETE", "FAILED", "STOPPED")
+
+
+def test_a_backfill_replicates_images_pushed_before_the_rule(
+    replicating_server: EcrdServer, source: Any
+) -> None:
+    # given images pushed before any rule: two tags on one, none on another, an index with
+    # its images, and a repository the rule will not cover
+    west = new_region()
+    tagged = new_image(source, "old/app", "tagged", "v1")
+    put_image(source, "old/app", manifest_in(source, "old/app", tagged) or "", "v2")
+    untagged = new_image(source, "old/app", "untagged")
+    children = [image_manifest(source, "old/app", layers=[f"arch {n}".encode()]) for n in range(2)]
+    for child in children:
+        put_image(source, "old/app", child)
+    index = index_manifest(children)
+    put_image(source, "old/app", index, "multi")
+    new_image(source, "skipped/app", "not covered", "v1")
+    filters = [{"filter": "old", "filterType": "PREFIX_MATCH"}]
+    configure(source, rule((ACCOUNT_ID, west), repositoryFilters=filters))
+    assert statuses(source, "old/app", {"imageDigest": tagged}) == []
+    # when a backfill to the destination runs
+    started = source.start_replication_backfill(
+        destination={"region": west, "registryId": ACCOUNT_ID}
+    )
+    assert started["status"] == "PREPARING"
+    assert started["destination"] == {"region": west, "registryId": ACCOUNT_ID}
+    assert started["registryId"] == ACCOUNT_ID
+    backfill_id = started["replicationBackfillId"]
+    done = eventually(lambda: backfill_results(source, backfill_id), ended)
+    # then every image and tag of the covered repository is a result, COMPLETE
+    assert done["status"] == "COMPLETE"
+    expected = sorted(
+        [
+            ("old/app", tagged, "v1"),
+            ("old/app", tagged, "v2"),
+            ("old/app", untagged, None),
+            ("old/app", digest_of(index), "multi"),
+        ]
+    )
+    found = sorted(
+        (r["repositoryName"], r["imageId"]["imageDigest"], r["imageId"].get("imageTag"))
+        for r in done["results"]
+    )
+    assert found == expected
+    assert {r["status"] for r in done["results"]} == {"COMPLETE"}
+    assert done["progress"] == {
+        "totalReplicationCount": 4,
+        "completedReplicationCount": 4,
+        "failedReplicationCount": 0,
+        "failureCodes": [],
+    }
+    assert done["endedAt"] >= done["startedAt"]
+    # and the images are in the destination, an index with its images
+    destination = replicating_server.ecr(region_name=west)
+    for digest in (tagged, untagged, digest_of(index), *map(digest_of, children)):
+        assert manifest_in(destination, "old/app", digest) is not None
+    tags = destination.describe_images(repositoryName="old/app", imageIds=[{"imageDigest": tagged}])
+    assert sorted(tags["imageDetails"][0]["imageTags"]) == ["v1", "v2"]
+    expect_error(
+        "RepositoryNotFoundException", destination.describe_images, repositoryName="skipped/app"
+    )
+    # the images' replication statuses say so too
+    assert statuses(source, "old/app", {"imageDigest": untagged})[0]["status"] == "COMPLETE"
+    # results filter and paginate
+    failed_only = backfill_results(source, backfill_id, resultStatusFilter="FAILED")
+    assert failed_only["results"] == []
+    first = backfill_results(source, backfill_id, maxResults=3)
+    assert len(first["results"]) == 3
+    rest = backfill_results(source, backfill_id, maxResults=3, nextToken=first["nextToken"])
+    assert len(rest["results"]) == 1 and "nextToken" not in rest
+    # and the backfill is listed
+    listed = source.list_replication_backfills()["backfills"]
+    assert [(b["replicationBackfillId"], b["status"]) for b in listed] == [
+        (backfill_id, "COMPLETE")
+    ]
+
+
+def test_backfill_failures_are_counted_by_code(replicating_server: EcrdServer, source: Any) -> None:
+    other_account = "444455556666"
+    west = new_region()
+    new_image(source, "denied/app", "one", "v1")
+    configure(source, rule((other_account, west)))
+    started = source.start_replication_backfill(
+        destination={"region": west, "registryId": other_account}
+    )
+    done = eventually(lambda: backfill_results(source, started["replicationBackfillId"]), ended)
+    assert done["status"] == "COMPLETE"
+    assert done["progress"]["failedReplicationCount"] == 1
+    assert done["progress"]["failureCodes"] == ["ACCESS_DENIED"]
+    [result] = done["results"]
+    assert (result["status"], result["failureCode"]) == ("FAILED", "ACCESS_DENIED")
+
+
+@contextlib.contextmanager
+def replication_held_elsewhere(server: EcrdServer) -> Iterator[None]:
+    """The replication job's lease taken by another holder (as another process would hold
+    it), so that backfills stay where they are until the block ends."""
+    url = server.database_url or f"sqlite:///{(server.data_dir / 'metadata.db').resolve()}"
+
+    def in_thread(work: Callable[[JobStore], Any]) -> Any:
+        async def run() -> Any:
+            database = Database(url)
+            try:
+                return await work(JobStore(database))
+            finally:
+                await database.close()
+
+        with concurrent.futures.ThreadPoolExecutor(max_workers=1) as thread:
+            return thread.submit(asyncio.run, run()).result(timeout=60)
+
+    until = datetime.now(UTC) + timedelta(minutes=5)
+    taken = eventually(
+        lambda: in_thread(
+            lambda jobs: jobs.take("replication", "the test", "command", datetime.now(UTC), until)
+        ),
+        lambda claim: claim.run_id is not None,
+    )
+    try:
+        yield
+    finally:
+        in_thread(
+            lambda jobs: jobs.finish(
+                taken.run_id, "replication", "the test", until, datetime.now(UTC),
+                "succeeded", {}, None,
+            )
+        )  # fmt: skip
+
+
+def test_backfill_quotas_stop_and_errors(replicating_server: EcrdServer, source: Any) -> None:
+    regions = [new_region() for _ in range(11)]
+    configure(source, rule(*[(OTHER_ACCOUNT, region) for region in regions]))
+    new_image(source, "quota/app", "one", "v1")
+
+    def start(region: str) -> dict[str, Any]:
+        answer: dict[str, Any] = source.start_replication_backfill(
+            destination={"region": region, "registryId": OTHER_ACCOUNT}
+        )
+        return answer
+
+    # a destination the configuration does not name
+    expect_error(
+        "InvalidParameterException",
+        source.start_replication_backfill,
+        destination={"region": new_region(), "registryId": ACCOUNT_ID},
+    )
+    with replication_held_elsewhere(replicating_server):
+        started = [start(region) for region in regions[:10]]
+        assert {answer["status"] for answer in started} == {"PREPARING"}
+        # one under way per destination region
+        expect_error("ReplicationBackfillInProgressException", start, regions[0])
+        # and at most 10 under way in a registry
+        expect_error("LimitExceededException", start, regions[10])
+        # a backfill is stopped before it has prepared
+        first = started[0]["replicationBackfillId"]
+        stopping = source.stop_replication_backfill(replicationBackfillId=first)
+        assert stopping["status"] == "STOPPING"
+        assert stopping["replicationBackfillId"] == first
+        # still preparing: no progress yet, no results
+        waiting = backfill_results(source, started[1]["replicationBackfillId"])
+        assert waiting["status"] == "PREPARING"
+        assert "progress" not in waiting and "results" not in waiting
+        listed = source.list_replication_backfills(maxResults=4)
+        assert len(listed["backfills"]) == 4
+        rest = source.list_replication_backfills(nextToken=listed["nextToken"])
+        ids = [b["replicationBackfillId"] for b in listed["backfills"] + rest["backfills"]]
+        assert sorted(ids) == sorted(answer["replicationBackfillId"] for answer in started)
+    # once the job runs again, the stopped one ends STOPPED with nothing done
+    stopped = eventually(lambda: backfill_results(source, first), ended)
+    assert stopped["status"] == "STOPPED"
+    assert "progress" not in stopped and stopped["results"] == []
+    expect_error(
+        "ReplicationBackfillInvalidStatusException",
+        source.stop_replication_backfill,
+        replicationBackfillId=first,
+    )
+    # its region is free again
+    again = start(regions[0])
+    eventually(lambda: backfill_results(source, again["replicationBackfillId"]), ended)
+    unknown = "00000000-0000-4000-8000-000000000000"
+    expect_error(
+        "ReplicationBackfillNotFoundException",
+        source.stop_replication_backfill,
+        replicationBackfillId=unknown,
+    )
+    expect_error("ReplicationBackfillNotFoundException", backfill_results, source, unknown)
+    # another registry does not see a backfill
+    expect_error(
+        "ReplicationBackfillNotFoundException",
+        backfill_results,
+        replicating_server.ecr(region_name=new_region()),
+        first,
+    )
+    expect_error(
+        "InvalidParameterException", source.list_replication_backfills, nextToken="bm90IGEgdG9rZW4="
+    )

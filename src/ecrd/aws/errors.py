@@ -59,6 +59,10 @@ AWS_ERRORS: dict[type[errors.RegistryError], str | tuple[str, ...]] = {
     errors.UpstreamRegistryUnsupported: "UnsupportedUpstreamRegistryException",
     errors.SecretInaccessible: "UnableToAccessSecretException",
     errors.UpstreamUnavailable: "ServerException",
+    errors.BackfillInProgress: "ReplicationBackfillInProgressException",
+    errors.BackfillNotFound: "ReplicationBackfillNotFoundException",
+    errors.BackfillStatusInvalid: "ReplicationBackfillInvalidStatusException",
+    errors.TooManyBackfills: "LimitExceededException",
 }
 # The HTTP status of an error that is not the client's (400 otherwise). 507 rather than 500:
 # a full disk is a known condition with its own status, and clients do not retry it blindly.

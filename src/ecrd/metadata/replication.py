@@ -12,7 +12,7 @@ after a failure halfway is harmless.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -319,6 +319,29 @@ class ReplicationStore:
         return await self._database.read(
             lambda connection: [_record(row) for row in connection.execute(query)]
         )
+
+    async def outcomes(
+        self, registry_id: int, destination: tuple[str, str], images: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], tuple[str, str | None]]:
+        """The status and failure code of each (repository, digest) of `images` at one
+        destination; an image with no row (gone from the source) is missing."""
+        account, region = destination
+        query = select(
+            replications.c.repository_name,
+            replications.c.digest,
+            replications.c.status,
+            replications.c.failure_code,
+        ).where(
+            (replications.c.registry_id == registry_id)
+            & (replications.c.destination_account == account)
+            & (replications.c.destination_region == region)
+            & tuple_(replications.c.repository_name, replications.c.digest).in_(list(images))
+        )
+
+        def work(connection: Connection) -> dict[tuple[str, str], tuple[str, str | None]]:
+            return {(r[0], r[1]): (r[2], r[3]) for r in connection.execute(query)}
+
+        return await self._database.read(work) if images else {}
 
     async def backlog(self) -> tuple[int, datetime | None]:
         """How many replications are queued, and the oldest change among them."""

@@ -153,13 +153,15 @@ class ManifestService:
         return stored
 
     async def store_replica(self, repository: Repository, push: ManifestPush) -> StoredManifest:
-        """Store a replicated manifest (its references already linked), not to be replicated
-        again: ECR replicates a push once."""
+        """Store a replicated manifest, not to be replicated again (ECR replicates a push
+        once). What it references was linked from the source; what the source lacks, the
+        replica lacks (so references are not required)."""
         return await self._manifests.put(
             repository.id,
             push.manifest,
             push.tags,
             immutable_tags={tag for tag in push.tags if repository.tag_is_immutable(tag)},
+            require_references=False,
             replicate=False,
         )
 

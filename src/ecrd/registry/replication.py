@@ -68,7 +68,7 @@ MAX_NESTING = 4
 ACCESS_DENIED = "ACCESS_DENIED"  # the destination's policies do not allow the source account
 TAG_IMMUTABLE = "TAG_IMMUTABLE"  # an immutable tag in the destination names another image
 IMAGE_REFERENCED = "IMAGE_REFERENCED"  # a delete the destination refuses: an index lists it
-SOURCE_CHANGED = "SOURCE_CHANGED"  # a blob or image the source had is gone mid-copy
+SOURCE_CHANGED = "SOURCE_CHANGED"  # the image went from the source while being read
 INTERNAL_ERROR = "INTERNAL_ERROR"  # anything else, after MAX_ATTEMPTS
 
 
@@ -312,7 +312,9 @@ class ReplicationService:
         depth: int,
     ) -> None:
         """The manifest into `destination` with `tags`, after the images it lists and the
-        blobs it references."""
+        blobs it references. The replica has what the source has: a blob or image the source
+        lacks (a pull-through cache fetches blobs when asked for; `strict_references` off
+        takes manifests without their layers) is missing from the replica too."""
         push = self._manifests.prepare(
             manifest.payload, manifest.media_type, tags, manifest.digest, infer_media_type=True
         )
@@ -320,18 +322,17 @@ class ReplicationService:
             if depth >= MAX_NESTING:
                 break
             child = await self._images.find(source, None, child_digest)
-            if child is None:
-                raise ReplicationFailed(SOURCE_CHANGED, f"{child_digest} went", retry=True)
-            if await self._images.find(destination, None, child_digest) is None:
+            if (
+                child is not None
+                and await self._images.find(destination, None, child_digest) is None
+            ):
                 await self._copy(source, child, destination, (), depth + 1)
-        linked = await asyncio.gather(
+        await asyncio.gather(
             *(
                 self._blobs.mount(destination, source, digest)
                 for digest in sorted(push.manifest.blob_digests)
             )
         )
-        if any(blob is None for blob in linked):
-            raise ReplicationFailed(SOURCE_CHANGED, "a blob went while linking", retry=True)
         try:
             await self._manifests.store_replica(destination, push)
         except TagImmutable as error:

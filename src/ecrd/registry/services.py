@@ -23,6 +23,7 @@ from ecrd.metadata.pull_time_exclusions import PullTimeExclusionStore
 from ecrd.metadata.records import Registry
 from ecrd.metadata.registries import RegistryStore
 from ecrd.metadata.replication import ReplicationStore
+from ecrd.metadata.replication_backfills import BackfillStore
 from ecrd.metadata.repositories import RepositoryStore
 from ecrd.metadata.secrets import SecretStore
 from ecrd.metadata.signing_keys import SigningKeyStore
@@ -41,6 +42,7 @@ from ecrd.registry.pull_through import PullThroughCache
 from ecrd.registry.pull_through_rules import PullThroughRuleService
 from ecrd.registry.pull_time_exclusions import PullTimeExclusionService
 from ecrd.registry.replication import ReplicationService
+from ecrd.registry.replication_backfills import BackfillService
 from ecrd.registry.repositories import RepositoryService
 from ecrd.registry.secrets import SecretService
 from ecrd.registry.storage_classes import StorageClassService
@@ -86,6 +88,8 @@ class RegistryServices:
     account_settings: AccountSettingService
     # Replication rules and the copying of what they cover (the `replication` job).
     replication: ReplicationService
+    # Replication of images pushed before the rules (the same job moves them on).
+    backfills: BackfillService
 
     async def registry_for_host(self, host: str | None) -> Registry:
         """The registry a data-plane request addresses: by its Host when a domain is set."""
@@ -175,9 +179,10 @@ def build_services(
     )
     images = ImageService(manifests, image_store)
     authorizer = Authorizer(registries, repository_store)
+    replication_store = ReplicationStore(database)
     replication = ReplicationService(
         registries,
-        ReplicationStore(database),
+        replication_store,
         repositories,
         manifests,
         images,
@@ -219,4 +224,7 @@ def build_services(
         pull_through=pull_through,
         account_settings=AccountSettingService(registries, AccountSettingStore(database)),
         replication=replication,
+        backfills=BackfillService(
+            registries, BackfillStore(database), replication_store, repository_store
+        ),
     )
