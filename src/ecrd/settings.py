@@ -10,7 +10,7 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -24,6 +24,21 @@ _BOOTSTRAP_SECRET = re.compile(r"[A-Za-z0-9/+=]{16,64}")
 # A host (a name or a bracketed IPv6 address) and a port, for the address settings.
 _HOST = r"([A-Za-z0-9.-]+|\[[0-9A-Fa-f:]+\])"
 _PORT = r"(:\d{1,5})"
+
+
+# A replication destination as rules name it: `<registryId>/<region>`.
+_DESTINATION = re.compile(r"\d{12}/[0-9a-z-]{2,25}")
+
+
+class ReplicationRemote(BaseModel):
+    """Another installation a replication destination is: where to push, and with what key."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    url: str = Field(pattern=r"^https?://[^\s/]+(/.*)?$")
+    access_key_id: str = Field(min_length=16, max_length=128)
+    # A SecretStr never shows its value in a repr, a dump or an error message.
+    secret_access_key: SecretStr
 
 
 class Settings(BaseSettings):
@@ -299,6 +314,18 @@ class Settings(BaseSettings):
         "upstream again (ECR: at least once every 24 hours). While the upstream is out of "
         "reach, the cached image is served and checked again after this long.",
     )
+    replication_remotes: dict[str, ReplicationRemote] = Field(
+        {},
+        description="Replication destinations that are other installations (another ecrd, or "
+        "an ECR registry): a table of destination as replication rules name it, "
+        "`<registryId>/<region>`, to the `url` its registry protocol and API answer at and "
+        "the `access_key_id` / `secret_access_key` to push with (ecrd logs in with "
+        "GetAuthorizationToken, as `docker login` with an ECR token does). Images go over the "
+        "OCI push protocol, deletes too where deleteReplication is on. A destination not in "
+        "the table is a registry of this installation. In the environment: a JSON object "
+        '(`ECRD_REPLICATION_REMOTES=\'{"111122223333/eu-west-1": {"url": '
+        '"https://ecrd.eu.internal", "access_key_id": "...", "secret_access_key": "..."}}\'`).',
+    )
     replication_interval_seconds: float = Field(
         10.0,
         ge=0.1,
@@ -319,6 +346,16 @@ class Settings(BaseSettings):
         description="`text`: one line per record, for people. `json`: one JSON object per "
         "line, for machines.",
     )
+
+    @model_validator(mode="after")
+    def _remote_destinations(self) -> Settings:
+        for destination in self.replication_remotes:
+            if not _DESTINATION.fullmatch(destination):
+                raise ValueError(
+                    f"replication_remotes: {destination[:80]!r} is not <registryId>/<region> "
+                    "(12 digits, a slash, a region)"
+                )
+        return self
 
     @model_validator(mode="after")
     def _one_public_address(self) -> Settings:

@@ -20,6 +20,12 @@ destination registry (another region, another account) of this installation.
                        A transient failure is tried again after 1, 2, 4, 8 s (MAX_ATTEMPTS),
                        then the image's status is FAILED with a failure code.
 
+A destination named in the `replication_remotes` setting is another installation (beyond
+ECR): the image goes there over the OCI push protocol (blobs it lacks, the images an index
+lists, the manifest under each tag), logged in with GetAuthorizationToken and the key given;
+deletes and tag removals too with deleteReplication. That installation's own policies decide
+what the key may do; an unreachable or busy one is retried, then DESTINATION_UNAVAILABLE.
+
 A replica is not replicated again (ECR replicates a push once, not along chains of rules).
 """
 
@@ -36,6 +42,7 @@ from typing import Any
 from ecrd.auth.authorizer import AccessDenied, Authorizer, Origin, Target
 from ecrd.auth.principals import root_of
 from ecrd.errors import (
+    BlobNotFound,
     ManifestReferenced,
     ParameterInvalid,
     RegistryError,
@@ -53,6 +60,9 @@ from ecrd.registry.blobs import BlobService
 from ecrd.registry.images import ImageService
 from ecrd.registry.manifests import ManifestService
 from ecrd.registry.repositories import RepositoryService, repository_arn
+from ecrd.remote.pusher import RemoteError, RemotePusher
+from ecrd.settings import ReplicationRemote
+from ecrd.upstream.ecr_login import AwsCredentials, EcrLogin
 
 logger = logging.getLogger("ecrd.replication")
 
@@ -69,6 +79,8 @@ ACCESS_DENIED = "ACCESS_DENIED"  # the destination's policies do not allow the s
 TAG_IMMUTABLE = "TAG_IMMUTABLE"  # an immutable tag in the destination names another image
 IMAGE_REFERENCED = "IMAGE_REFERENCED"  # a delete the destination refuses: an index lists it
 SOURCE_CHANGED = "SOURCE_CHANGED"  # the image went from the source while being read
+DESTINATION_UNAVAILABLE = "DESTINATION_UNAVAILABLE"  # another installation out of reach, busy
+DESTINATION_REFUSED = "DESTINATION_REFUSED"  # another installation refused the key or image
 INTERNAL_ERROR = "INTERNAL_ERROR"  # anything else, after MAX_ATTEMPTS
 
 
@@ -165,6 +177,7 @@ class ReplicationService:
         images: ImageService,
         blobs: BlobService,
         authorizer: Authorizer,
+        remotes: Mapping[str, ReplicationRemote] | None = None,
     ) -> None:
         self._registries = registries
         self._store = store
@@ -173,6 +186,10 @@ class ReplicationService:
         self._images = images
         self._blobs = blobs
         self._authorizer = authorizer
+        # Destinations that are other installations (`<registryId>/<region>`), and a pusher
+        # for each, made at its first use and kept (its login token with it).
+        self._remotes = dict(remotes or {})
+        self._pushers: dict[str, RemotePusher] = {}
 
     async def configuration(self, registry: Registry) -> dict[str, Any]:
         """The registry's replication configuration; no rules when none was put."""
@@ -248,6 +265,11 @@ class ReplicationService:
         await self._store.finish(replication, FAILED, failure.code)
         return _add(outcome, failed=1)
 
+    async def close(self) -> None:
+        for pusher in self._pushers.values():
+            await pusher.aclose()
+        self._pushers.clear()
+
     async def _replicate(self, replication: Replication) -> bool:
         """Make the destination match the source for one image; True when that meant
         deleting the destination's copy (or finding nothing to delete)."""
@@ -258,6 +280,13 @@ class ReplicationService:
         manifest = None
         if source is not None:
             manifest = await self._images.find(source, None, replication.digest)
+        pusher = self._pusher_for(replication)
+        if pusher is not None:
+            try:
+                return await self._replicate_remote(replication, pusher, source, manifest)
+            except RemoteError as error:
+                code = DESTINATION_UNAVAILABLE if error.retry else DESTINATION_REFUSED
+                raise ReplicationFailed(code, str(error), retry=error.retry) from None
         destination_registry = await self._registries.get(
             replication.destination_account, replication.destination_region
         )
@@ -284,6 +313,77 @@ class ReplicationService:
         if replication.delete_replication:
             await self._drop_other_tags(destination, replication.digest, tags)
         return False
+
+    def _pusher_for(self, replication: Replication) -> RemotePusher | None:
+        key = f"{replication.destination_account}/{replication.destination_region}"
+        remote = self._remotes.get(key)
+        if remote is None:
+            return None
+        pusher = self._pushers.get(key)
+        if pusher is None:
+            login = EcrLogin(
+                remote.url,
+                region=replication.destination_region,
+                credentials=AwsCredentials(
+                    remote.access_key_id, remote.secret_access_key.get_secret_value()
+                ),
+            )
+            pusher = self._pushers[key] = RemotePusher(remote.url, login)
+        return pusher
+
+    async def _replicate_remote(
+        self,
+        replication: Replication,
+        pusher: RemotePusher,
+        source: Repository | None,
+        manifest: Manifest | None,
+    ) -> bool:
+        """The same for a destination in another installation, over the OCI protocol: its
+        own policies decide what the key may do there."""
+        name = replication.repository_name
+        if source is None or manifest is None:
+            if replication.delete_replication:
+                await pusher.delete(name, replication.digest)
+            return True
+        summaries = await self._images.describe(source, [replication.digest])
+        if not summaries:
+            raise ReplicationFailed(SOURCE_CHANGED, "the image went while being read", retry=True)
+        tags = summaries[0].tags
+        await self._push(source, manifest, pusher, tags, depth=0)
+        if replication.delete_replication:
+            for tag in await pusher.tags_pointing(name, replication.digest):
+                if tag not in tags:
+                    await pusher.delete(name, tag)
+        return False
+
+    async def _push(
+        self,
+        source: Repository,
+        manifest: Manifest,
+        pusher: RemotePusher,
+        tags: tuple[str, ...],
+        depth: int,
+    ) -> None:
+        """The manifest pushed under each of `tags` (by digest when it has none), after the
+        images it lists and the blobs the remote lacks."""
+        push = self._manifests.prepare(
+            manifest.payload, manifest.media_type, tags, manifest.digest, infer_media_type=True
+        )
+        name = source.name
+        for child_digest in sorted(push.manifest.child_digests):
+            child = await self._images.find(source, None, child_digest)
+            if child is not None and depth < MAX_NESTING:
+                await self._push(source, child, pusher, (), depth + 1)
+        for digest in sorted(push.manifest.blob_digests):
+            if await pusher.has_blob(name, digest):
+                continue
+            try:
+                blob = await self._blobs.get(source, digest)
+            except BlobNotFound:
+                continue  # the source lacks it too (see `_copy`)
+            await pusher.push_blob(name, digest, blob.size, self._blobs.read(blob, 0, blob.size))
+        for reference in tags or (manifest.digest,):
+            await pusher.put_manifest(name, reference, manifest.media_type, manifest.payload)
 
     async def _authorize(
         self, replication: Replication, registry: Registry, existing: Repository | None

@@ -120,6 +120,7 @@ class RegistryServices:
 
     async def close(self) -> None:
         await self.pull_through.close()
+        await self.replication.close()
         self.blob_store.close()
         await self.database.close()
 
@@ -188,6 +189,7 @@ def build_services(
         images,
         blobs,
         authorizer,
+        settings.replication_remotes,
     )
     return RegistryServices(
         database=database,

@@ -1,0 +1,1 @@
+"""Talking to other registries as a client that pushes (replication to other installations)."""
