@@ -518,3 +518,67 @@ def _allow(action: str) -> dict[str, object]:
         "Version": "2012-10-17",
         "Statement": [{"Effect": "Allow", "Action": action, "Resource": "*"}],
     }
+
+
+def test_pushes_to_every_process_are_replicated_once(cluster: Cluster) -> None:
+    # given a replication rule, put through one process
+    a, b, c = cluster.servers
+    destination_region = "eu-west-3"
+    account = a.ecr().describe_registry()["registryId"]
+    a.ecr().put_replication_configuration(
+        replicationConfiguration={
+            "rules": [{"destinations": [{"registryId": account, "region": destination_region}]}]
+        }
+    )
+    # when each process takes a push (each process's job run is nudged, one lease between them)
+    pushed: dict[str, str] = {}
+    for number, server in enumerate(cluster.servers):
+        repository = f"scale-replicated/{uuid.uuid4().hex[:8]}-{number}"
+        ecr = server.ecr()
+        ecr.create_repository(repositoryName=repository)
+        config = b'{"architecture":"amd64","os":"linux"}'
+        layer = f"replicated from process {number}".encode()
+        for blob in (config, layer):
+            upload = ecr.initiate_layer_upload(repositoryName=repository)["uploadId"]
+            ecr.upload_layer_part(
+                repositoryName=repository, uploadId=upload, partFirstByte=0,
+                partLastByte=len(blob) - 1, layerPartBlob=blob,
+            )  # fmt: skip
+            ecr.complete_layer_upload(
+                repositoryName=repository, uploadId=upload, layerDigests=[digest_of(blob)]
+            )
+        manifest = json.dumps(
+            {
+                "schemaVersion": 2,
+                "mediaType": OCI_MANIFEST,
+                "config": {
+                    "mediaType": "application/vnd.oci.image.config.v1+json",
+                    "digest": digest_of(config),
+                    "size": len(config),
+                },
+                "layers": [
+                    {
+                        "mediaType": "application/vnd.oci.image.layer.v1.tar",
+                        "digest": digest_of(layer),
+                        "size": len(layer),
+                    }
+                ],
+            }
+        )
+        ecr.put_image(repositoryName=repository, imageManifest=manifest, imageTag="v1")
+        pushed[repository] = digest_of(manifest.encode())
+    # then every image is replicated, seen from every process, one copy each
+    deadline = time.monotonic() + 60
+    for repository, digest in pushed.items():
+        for server in (c, b, a):
+            while True:
+                found = server.ecr().describe_image_replication_status(
+                    repositoryName=repository, imageId={"imageDigest": digest}
+                )["replicationStatuses"]
+                if found and found[0]["status"] != "IN_PROGRESS":
+                    break
+                assert time.monotonic() < deadline, found
+                time.sleep(0.2)
+            assert [s["status"] for s in found] == ["COMPLETE"]
+        replica = b.ecr(region_name=destination_region).describe_images(repositoryName=repository)
+        assert [image["imageDigest"] for image in replica["imageDetails"]] == [digest]
