@@ -11,10 +11,9 @@ import contextlib
 import json
 import random
 import string
-import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import pytest
@@ -31,9 +30,9 @@ from tests.aws.images_helpers import (
 from tests.aws.images_helpers import new_image as pushed_image
 from tests.conftest import ACCOUNT_ID, EcrdServer
 from tests.oci.helpers import push_image, put_manifest
+from tests.waiting import eventually
 
 OTHER_ACCOUNT = "333344445555"
-T = TypeVar("T")
 
 
 @pytest.fixture(scope="module")
@@ -61,18 +60,6 @@ def source_region() -> str:
 @pytest.fixture
 def source(replicating_server: EcrdServer, source_region: str) -> Any:
     return replicating_server.ecr(region_name=source_region)
-
-
-def eventually(probe: Callable[[], T], done: Callable[[T], bool], seconds: float = 30) -> T:
-    """Call `probe` until `done` holds of its answer (at most `seconds`, a tenth at a time)."""
-    deadline = time.monotonic() + seconds
-    answer = probe()
-    while not done(answer):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"still {answer!r} after {seconds} s")
-        time.sleep(0.1)
-        answer = probe()
-    return answer
 
 
 def rule(*destinations: tuple[str, str], **extra: Any) -> dict[str, Any]:

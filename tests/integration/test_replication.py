@@ -6,11 +6,10 @@ its own policies reported as FAILED."""
 from __future__ import annotations
 
 import json
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 
@@ -25,24 +24,12 @@ from tests.integration.conftest import Skopeo
 from tests.integration.helpers import layout_blobs
 from tests.integration.test_scale_out import skopeo_environment
 from tests.oci_layouts import Layout
+from tests.waiting import eventually
 
-T = TypeVar("T")
 # The second installation's default region: its /v2/ serves this registry.
 REMOTE_REGION = "eu-west-1"
 # A destination in the second installation whose key may do nothing there.
 REFUSED_REGION = "eu-north-1"
-
-
-def eventually(probe: Callable[[], T], done: Callable[[T], bool], seconds: float = 60) -> T:
-    """Call `probe` until `done` holds of its answer (at most `seconds`, a fifth at a time)."""
-    deadline = time.monotonic() + seconds
-    answer = probe()
-    while not done(answer):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"still {answer!r} after {seconds} s")
-        time.sleep(0.2)
-        answer = probe()
-    return answer
 
 
 @pytest.fixture(scope="module")
@@ -132,7 +119,9 @@ def test_pushes_reach_the_other_installation_and_deletes_follow(
     # then its replication to the other installation completes
     found = eventually(lambda: statuses(ecr, repository, digest), settled)
     assert found == [{"region": REMOTE_REGION, "registryId": ACCOUNT_ID, "status": "COMPLETE"}]
-    eventually(lambda: remote_tags(remote, repository), lambda tags: tags == ["v1", "v2"])
+    eventually(
+        lambda: remote_tags(remote, repository), lambda tags: tags == ["v1", "v2"], seconds=60
+    )
     # and skopeo pulls it from there, blob for blob
     to_remote = skopeo_environment(
         [remote], remote.registry_password(), tmp_path, containers_config

@@ -27,6 +27,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from ecrd.sealing import new_key
+from tests.aws.images_helpers import new_image
 from tests.conftest import (
     EcrdServer,
     new_postgres_database,
@@ -534,39 +535,8 @@ def test_pushes_to_every_process_are_replicated_once(cluster: Cluster) -> None:
     pushed: dict[str, str] = {}
     for number, server in enumerate(cluster.servers):
         repository = f"scale-replicated/{uuid.uuid4().hex[:8]}-{number}"
-        ecr = server.ecr()
-        ecr.create_repository(repositoryName=repository)
-        config = b'{"architecture":"amd64","os":"linux"}'
-        layer = f"replicated from process {number}".encode()
-        for blob in (config, layer):
-            upload = ecr.initiate_layer_upload(repositoryName=repository)["uploadId"]
-            ecr.upload_layer_part(
-                repositoryName=repository, uploadId=upload, partFirstByte=0,
-                partLastByte=len(blob) - 1, layerPartBlob=blob,
-            )  # fmt: skip
-            ecr.complete_layer_upload(
-                repositoryName=repository, uploadId=upload, layerDigests=[digest_of(blob)]
-            )
-        manifest = json.dumps(
-            {
-                "schemaVersion": 2,
-                "mediaType": OCI_MANIFEST,
-                "config": {
-                    "mediaType": "application/vnd.oci.image.config.v1+json",
-                    "digest": digest_of(config),
-                    "size": len(config),
-                },
-                "layers": [
-                    {
-                        "mediaType": "application/vnd.oci.image.layer.v1.tar",
-                        "digest": digest_of(layer),
-                        "size": len(layer),
-                    }
-                ],
-            }
-        )
-        ecr.put_image(repositoryName=repository, imageManifest=manifest, imageTag="v1")
-        pushed[repository] = digest_of(manifest.encode())
+        server.ecr().create_repository(repositoryName=repository)
+        pushed[repository] = new_image(server.ecr(), repository, f"from process {number}", "v1")
     # then every image is replicated, seen from every process, one copy each
     deadline = time.monotonic() + 60
     for repository, digest in pushed.items():
