@@ -120,6 +120,8 @@ VALID: dict[str, dict[str, Any]] = {
         "replicationBackfillId": "00000000-0000-4000-8000-000000000000"
     },
     "ListReplicationBackfills": {},
+    "PutRegistryScanningConfiguration": {"scanType": "BASIC", "rules": []},
+    "GetRegistryScanningConfiguration": {},
 }
 
 

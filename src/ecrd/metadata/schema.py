@@ -24,6 +24,7 @@
     registries ─< replication_configurations      (the registry's replication rules, as JSON)
     registries ─< replications                    (per image and destination: queue and status)
     registries ─< replication_backfills ─< replication_backfill_results
+    registries ─< registry_scanning_configurations  (scan type and scanning rules, as JSON)
 
 Blobs are stored once per store and keyed by digest; a repository may use one only through a
 repository_blobs link. What a manifest references is kept as rows so that "is this in use",
@@ -550,4 +551,13 @@ replication_backfill_results = Table(
     Column("status", String(16), nullable=False),
     Column("failure_code", String(64), nullable=True),
     Index(None, "backfill_id", "status", "position"),
+)
+
+registry_scanning_configurations = Table(
+    "registry_scanning_configurations",
+    metadata,
+    Column("registry_id", ForeignKey("registries.id", ondelete="CASCADE"), primary_key=True),
+    # {"scanType": ..., "rules": [...]} as PutRegistryScanningConfiguration took it (checked).
+    Column("configuration_json", Text, nullable=False),
+    Column("updated_at", Timestamp, nullable=False),
 )

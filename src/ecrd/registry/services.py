@@ -25,6 +25,7 @@ from ecrd.metadata.registries import RegistryStore
 from ecrd.metadata.replication import ReplicationStore
 from ecrd.metadata.replication_backfills import BackfillStore
 from ecrd.metadata.repositories import RepositoryStore
+from ecrd.metadata.scanning_configurations import ScanningConfigurationStore
 from ecrd.metadata.secrets import SecretStore
 from ecrd.metadata.signing_keys import SigningKeyStore
 from ecrd.metadata.storage_classes import StorageClassStore
@@ -44,6 +45,7 @@ from ecrd.registry.pull_time_exclusions import PullTimeExclusionService
 from ecrd.registry.replication import ReplicationService
 from ecrd.registry.replication_backfills import BackfillService
 from ecrd.registry.repositories import RepositoryService
+from ecrd.registry.scanning_configurations import ScanningConfigurationService
 from ecrd.registry.secrets import SecretService
 from ecrd.registry.storage_classes import StorageClassService
 from ecrd.registry.uploads import UploadService
@@ -90,6 +92,8 @@ class RegistryServices:
     replication: ReplicationService
     # Replication of images pushed before the rules (the same job moves them on).
     backfills: BackfillService
+    # The registry's scanning configuration (scan type and rules).
+    scanning: ScanningConfigurationService
 
     async def registry_for_host(self, host: str | None) -> Registry:
         """The registry a data-plane request addresses: by its Host when a domain is set."""
@@ -229,4 +233,5 @@ def build_services(
         backfills=BackfillService(
             registries, BackfillStore(database), replication_store, repository_store
         ),
+        scanning=ScanningConfigurationService(registries, ScanningConfigurationStore(database)),
     )

@@ -14,6 +14,7 @@ from ecrd.aws.ecr import (
     registry,
     replication,
     repositories,
+    scanning,
     storage_classes,
 )
 from ecrd.aws.endpoint import Operation
@@ -54,6 +55,8 @@ OPERATIONS: dict[str, Operation] = {
     "DeleteRegistryPolicy": registry.delete_registry_policy,
     "GetAccountSetting": registry.get_account_setting,
     "PutAccountSetting": registry.put_account_setting,
+    "PutRegistryScanningConfiguration": scanning.put_registry_scanning_configuration,
+    "GetRegistryScanningConfiguration": scanning.get_registry_scanning_configuration,
     "BatchGetRepositoryScanningConfiguration": (
         repositories.batch_get_repository_scanning_configuration
     ),

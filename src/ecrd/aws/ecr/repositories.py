@@ -13,6 +13,7 @@ from ecrd.aws.pagination import decode_token, encode_token
 from ecrd.errors import ParameterInvalid, RepositoryNotFound
 from ecrd.metadata.records import Registry, Repository, RepositorySettings, TagFilter
 from ecrd.registry.repositories import repository_not_found, settings_of
+from ecrd.registry.scanning_configurations import resolve
 
 DEFAULT_PAGE_SIZE = 100
 _REPOSITORY_ARN = re.compile(
@@ -212,6 +213,8 @@ async def batch_get_repository_scanning_configuration(
     call: Call, params: dict[str, Any]
 ) -> dict[str, Any]:
     registry = await call.registry(params)
+    # The registry's rules decide first, the repository's own scanOnPush after, as on ECR.
+    registry_configuration = await call.services.scanning.get(registry)
     configurations: list[dict[str, Any]] = []
     failures: list[dict[str, Any]] = []
     for name in dict.fromkeys(params["repositoryNames"]):
@@ -226,13 +229,14 @@ async def batch_get_repository_scanning_configuration(
                 }
             )
             continue
+        scanning = resolve(registry_configuration, repository)
         configurations.append(
             {
                 "repositoryArn": repository.arn,
                 "repositoryName": repository.name,
-                "scanOnPush": repository.scan_on_push,
-                "scanFrequency": "SCAN_ON_PUSH" if repository.scan_on_push else "MANUAL",
-                "appliedScanFilters": [],
+                "scanOnPush": scanning.on_push,
+                "scanFrequency": scanning.frequency,
+                "appliedScanFilters": list(scanning.applied_filters),
             }
         )
     return {"scanningConfigurations": configurations, "failures": failures}

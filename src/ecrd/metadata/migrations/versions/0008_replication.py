@@ -1,4 +1,5 @@
-"""account settings, replication configurations, replications and their backfills
+"""account settings, replication configurations, replications and their backfills, and
+registry scanning configurations
 
 Revision ID: 0008
 Revises: 0007
@@ -136,8 +137,23 @@ def upgrade() -> None:
         unique=False,
     )
 
+    op.create_table(
+        "registry_scanning_configurations",
+        sa.Column("registry_id", sa.Integer(), nullable=False),
+        sa.Column("configuration_json", sa.Text(), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["registry_id"],
+            ["registries.id"],
+            name=op.f("fk_registry_scanning_configurations_registry_id_registries"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("registry_id", name=op.f("pk_registry_scanning_configurations")),
+    )
+
 
 def downgrade() -> None:
+    op.drop_table("registry_scanning_configurations")
     op.drop_index(
         op.f("ix_replication_backfill_results_backfill_id_status_position"),
         table_name="replication_backfill_results",
