@@ -85,10 +85,11 @@ def test_flags_are_named_with_the_commands_that_take_them() -> None:
     # setting without a flag names none
     assert (by_name["port"].flag, by_name["port"].flag_commands) == ("--port", ("ecrd serve",))
     assert by_name["data_dir"].flag == "--data-dir"
-    # (`ecrd sealing new-key` reads no store, so only its two siblings are named)
+    # (`ecrd sealing new-key` reads no store, so only its two siblings are named; every
+    # `ecrd signing` command does, so the group is)
     every = (
         "ecrd serve", "ecrd keys", "ecrd jobs", "ecrd gc", "ecrd lifecycle",
-        "ecrd sealing status", "ecrd sealing reseal",
+        "ecrd sealing status", "ecrd sealing reseal", "ecrd signing",
     )  # fmt: skip
     assert by_name["data_dir"].flag_commands == every
     assert by_name["database_url"].flag_commands == every

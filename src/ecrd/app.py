@@ -18,7 +18,7 @@ from ecrd.aws.endpoint import AwsEndpoint
 from ecrd.aws.model import load_services
 from ecrd.aws.operations import operation_tables
 from ecrd.errors import RegistryError
-from ecrd.jobs.catalog import REPLICATION, scheduled_jobs
+from ecrd.jobs.catalog import REPLICATION, SIGNING, scheduled_jobs
 from ecrd.jobs.runner import JobRunner
 from ecrd.observability.health import Readiness, liveness
 from ecrd.observability.home import HomePage
@@ -82,6 +82,7 @@ def create_app(settings: Settings, migrate: bool = True) -> Starlette:
     # A push a replication rule covers starts the job at once, rather than at its next tick.
     services.manifests.on_replication_queued = lambda: runner.nudge(REPLICATION)
     services.backfills.on_started = lambda: runner.nudge(REPLICATION)
+    services.manifests.on_signing_queued = lambda: runner.nudge(SIGNING)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

@@ -15,6 +15,7 @@ from ecrd.jobs.gc_command import gc_command
 from ecrd.lifecycle.commands import lifecycle_group
 from ecrd.sealing_commands import sealing_group
 from ecrd.settings import Settings, SettingsError, load_settings
+from ecrd.signing_commands import signing_group
 
 # The metadata store is imported only by the commands that use it, so `ecrd --help` and
 # `ecrd serve --help` stay quick.
@@ -233,3 +234,4 @@ main.add_command(jobs_group(store_options, _settings))
 main.add_command(gc_command(store_options, _settings))
 main.add_command(lifecycle_group(store_options, _settings))
 main.add_command(sealing_group(store_options, _settings))
+main.add_command(signing_group(store_options, _settings))

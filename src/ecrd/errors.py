@@ -289,3 +289,7 @@ class BackfillStatusInvalid(RegistryError):
 
 class TooManyBackfills(RegistryError):
     """The registry has as many replication backfills under way as it may."""
+
+
+class SigningConfigurationNotFound(RegistryError):
+    """The registry has no signing configuration."""

@@ -1,4 +1,5 @@
-"""`ecrd sealing`: the keys that seal secret values and signing keys at rest (docs/secrets.md).
+"""`ecrd sealing`: the keys that seal secret values, token signing keys and signing profiles'
+keys at rest (docs/secrets.md).
 
     ecrd sealing new-key     print a new key line (`<id>:<base64>`) to add to the keyring
     ecrd sealing status      how many stored values each key seals, and which keys are missing
@@ -27,6 +28,7 @@ from ecrd.jobs.commands import OptionsDecorator
 
 if TYPE_CHECKING:
     from ecrd.metadata.secrets import SecretStore
+    from ecrd.metadata.signing import SigningProfileStore as Profiles
     from ecrd.metadata.signing_keys import SigningKeyStore
     from ecrd.sealing import Keyring, ResealReport
     from ecrd.settings import Settings
@@ -55,25 +57,30 @@ def sealing_group(
         settings = load_settings(config_file, **flags)
 
         async def work(
-            keyring: Keyring, secrets: SecretStore, signing: SigningKeyStore
-        ) -> tuple[dict[str, int], dict[str, int]]:
-            return await secrets.key_ids_in_use(), await signing.key_ids_in_use()
+            keyring: Keyring, secrets: SecretStore, signing: SigningKeyStore, profiles: Profiles
+        ) -> tuple[dict[str, int], dict[str, int], dict[str, int]]:
+            return (
+                await secrets.key_ids_in_use(),
+                await signing.key_ids_in_use(),
+                await profiles.key_ids_in_use(),
+            )
 
-        keyring, (values, signing_keys) = _on_store(settings, work)
+        keyring, (values, signing_keys, profile_keys) = _on_store(settings, work)
         missing = False
         for key_id in keyring.key_ids:
             role = "seals" if key_id == keyring.primary_id else "opens"
             click.echo(
                 f"{key_id}  {role}  secret values: {values.pop(key_id, 0)}  signing keys: "
-                f"{signing_keys.pop(key_id, 0)}"
+                f"{signing_keys.pop(key_id, 0)}  signing profiles: {profile_keys.pop(key_id, 0)}"
             )
-        for key_id in sorted(set(values) | set(signing_keys)):
+        for key_id in sorted(set(values) | set(signing_keys) | set(profile_keys)):
             if key_id == "plain":
                 continue
             missing = True
             click.echo(
                 f"{key_id or '?'}  MISSING from the keyring  secret values: "
-                f"{values.get(key_id, 0)}  signing keys: {signing_keys.get(key_id, 0)}"
+                f"{values.get(key_id, 0)}  signing keys: {signing_keys.get(key_id, 0)}  "
+                f"signing profiles: {profile_keys.get(key_id, 0)}"
             )
         if signing_keys.get("plain"):
             click.echo(f"not sealed yet (sealed at the next start): {signing_keys['plain']}")
@@ -87,8 +94,8 @@ def sealing_group(
         settings = load_settings(config_file, **flags)
 
         async def work(
-            keyring: Keyring, secrets: SecretStore, signing: SigningKeyStore
-        ) -> tuple[ResealReport, ResealReport]:
+            keyring: Keyring, secrets: SecretStore, signing: SigningKeyStore, profiles: Profiles
+        ) -> tuple[ResealReport, ResealReport, ResealReport]:
             from ecrd.sealing import ResealReport
 
             total = ResealReport()
@@ -98,15 +105,16 @@ def sealing_group(
                 total = total + report
                 if after is None:
                     break
-            return total, await signing.reseal()
+            return total, await signing.reseal(), await profiles.reseal()
 
-        keyring, (values, signing_keys) = _on_store(settings, work)
+        keyring, (values, signing_keys, profile_keys) = _on_store(settings, work)
         click.echo(
-            f"sealed with key {keyring.primary_id}: {values.resealed} secret values and "
-            f"{signing_keys.resealed} signing keys re-sealed; {values.current} and "
-            f"{signing_keys.current} were already"
+            f"sealed with key {keyring.primary_id}: {values.resealed} secret values, "
+            f"{signing_keys.resealed} signing keys and {profile_keys.resealed} signing profiles "
+            f"re-sealed; {values.current}, {signing_keys.current} and {profile_keys.current} "
+            "were already"
         )
-        unopened = (values + signing_keys).unopened
+        unopened = (values + signing_keys + profile_keys).unopened
         missing = {key: count for key, count in unopened.items() if key not in keyring.key_ids}
         altered = sum(count for key, count in unopened.items() if key in keyring.key_ids)
         problems = [
@@ -133,11 +141,12 @@ def sealing_group(
 
 def _on_store(
     settings: Settings,
-    work: Callable[[Keyring, SecretStore, SigningKeyStore], Awaitable[Result]],
+    work: Callable[[Keyring, SecretStore, SigningKeyStore, Profiles], Awaitable[Result]],
 ) -> tuple[Keyring, Result]:
     """`work` with the keyring and the stores of the (migrated, existing) metadata store."""
     from ecrd.metadata.database import Database
     from ecrd.metadata.secrets import SecretStore
+    from ecrd.metadata.signing import SigningProfileStore
     from ecrd.metadata.signing_keys import SigningKeyStore
     from ecrd.sealing import KeyringInvalid, load_keyring
     from ecrd.startup import StartupError, check_keys_store
@@ -153,7 +162,10 @@ def _on_store(
         try:
             await database.migrate()
             return await work(
-                keyring, SecretStore(database, keyring), SigningKeyStore(database, keyring)
+                keyring,
+                SecretStore(database, keyring),
+                SigningKeyStore(database, keyring),
+                SigningProfileStore(database, keyring),
             )
         finally:
             await database.close()

@@ -122,6 +122,13 @@ VALID: dict[str, dict[str, Any]] = {
     "ListReplicationBackfills": {},
     "PutRegistryScanningConfiguration": {"scanType": "BASIC", "rules": []},
     "GetRegistryScanningConfiguration": {},
+    "PutSigningConfiguration": {"signingConfiguration": {"rules": []}},
+    "GetSigningConfiguration": {},
+    "DeleteSigningConfiguration": {},
+    "DescribeImageSigningStatus": {
+        "repositoryName": "bad-input",
+        "imageId": {"imageTag": "latest"},
+    },
 }
 
 

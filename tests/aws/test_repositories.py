@@ -297,11 +297,11 @@ def test_responses_carry_request_id_content_type_and_epoch_timestamps(server: Ec
 
 def test_operation_not_implemented_is_a_modeled_client_error(ecr: Any) -> None:
     with pytest.raises(ClientError) as refused:
-        ecr.get_signing_configuration()
+        ecr.start_image_scan(repositoryName="not-implemented", imageId={"imageTag": "v1"})
     code, message = error_of(refused)
     status = refused.value.response["ResponseMetadata"]["HTTPStatusCode"]
     assert 400 <= status < 500
-    operation = ecr.meta.service_model.operation_model("GetSigningConfiguration")
+    operation = ecr.meta.service_model.operation_model("StartImageScan")
     modeled = {shape.name for shape in operation.error_shapes}
     assert code in modeled
     assert "not support" in message.lower()

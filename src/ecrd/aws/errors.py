@@ -63,6 +63,7 @@ AWS_ERRORS: dict[type[errors.RegistryError], str | tuple[str, ...]] = {
     errors.BackfillNotFound: "ReplicationBackfillNotFoundException",
     errors.BackfillStatusInvalid: "ReplicationBackfillInvalidStatusException",
     errors.TooManyBackfills: "LimitExceededException",
+    errors.SigningConfigurationNotFound: "SigningConfigurationNotFoundException",
 }
 # The HTTP status of an error that is not the client's (400 otherwise). 507 rather than 500:
 # a full disk is a known condition with its own status, and clients do not retry it blindly.

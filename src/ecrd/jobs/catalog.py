@@ -25,6 +25,7 @@ SIGNING_KEY_ROTATION = "signing_key_rotation"
 GARBAGE_COLLECTION = "garbage_collection"
 LIFECYCLE = "lifecycle"
 REPLICATION = "replication"
+SIGNING = "signing"
 
 
 def scheduled_jobs(services: RegistryServices, settings: Settings) -> list[Job]:
@@ -56,6 +57,10 @@ def scheduled_jobs(services: RegistryServices, settings: Settings) -> list[Job]:
             if idle or time.monotonic() >= deadline:
                 break
         return dict(counts)
+
+    async def sign() -> Mapping[str, int]:
+        outcome = await services.signing.run_due(replication_lease.total_seconds() / 2)
+        return outcome.counts()
 
     async def rotate_signing_key() -> Mapping[str, int]:
         return {"rotated": int(await services.tokens.rotate(rotation_age) is not None)}
@@ -107,6 +112,14 @@ def scheduled_jobs(services: RegistryServices, settings: Settings) -> list[Job]:
             lease=replication_lease,
             description="copy queued images to their replication destinations, and deletes "
             "where deleteReplication is on (replication_interval_seconds)",
+        ),
+        Job(
+            name=SIGNING,
+            interval=timedelta(seconds=settings.replication_interval_seconds),
+            run=sign,
+            lease=replication_lease,
+            description="sign queued images with their signing profiles' keys (also "
+            "replication_interval_seconds)",
         ),
     ]
 

@@ -38,6 +38,7 @@ from ecrd.metadata.schema import (
     repository_blobs,
     tags,
 )
+from ecrd.metadata.signing import queue_signing
 from ecrd.metadata.statements import (
     insert_ignoring_conflicts,
     lexical,
@@ -130,8 +131,8 @@ class ManifestStore:
         replicate: bool = True,
     ) -> StoredManifest:
         """Store a manifest and point `tag_or_tags` (one, several or none) at it, in one
-        transaction, queueing its replication where the registry's rules say (not for a
-        replica itself: `replicate` off; ECR replicates a push once).
+        transaction, queueing its replication and signing where the registry's rules say (not
+        for a replica itself: `replicate` off; ECR replicates a push once).
 
         Raises ManifestBlobUnknown when a referenced blob is not linked to the repository,
         ManifestChildUnknown when a child manifest is not in it (both unless
@@ -259,15 +260,18 @@ class ManifestStore:
                     # PostgreSQL the insert waits for that one to commit, then conflicts): the
                     # first push keeps it, as ECR keeps the first of two racing pushes.
                     raise TagImmutable(f"tag {tag!r} already exists and tags are immutable")
-            queued = bool(replicate and (created or moving or restored)) and queue_replication(
-                connection, repository_id, new.digest, PUSH
-            )
+            changed = bool(replicate and (created or moving or restored))
+            queued = changed and queue_replication(connection, repository_id, new.digest, PUSH)
+            # Referrers (signatures among them) are not signed themselves.
+            to_sign = changed and new.subject_digest is None
+            signing = to_sign and queue_signing(connection, repository_id, new.digest)
             return StoredManifest(
                 manifest=stored,
                 created=created,
                 tag_moved=bool(moving),
                 restored=restored,
                 replication_queued=queued,
+                signing_queued=signing,
             )
 
         return await self._database.write(work)

@@ -157,5 +157,6 @@ class StoredManifest:
     tag_moved: bool = False
     # Whether this put brought an archived (or restoring) manifest back to ACTIVE.
     restored: bool = False
-    # Whether the put queued the image for replication (a rule covers its repository).
+    # Whether the put queued the image for replication, and for signing (rules cover it).
     replication_queued: bool = False
+    signing_queued: bool = False

@@ -19,6 +19,7 @@ from ecrd.metadata.records import (
 )
 from ecrd.metadata.replication import forget_repository
 from ecrd.metadata.schema import manifests, repositories, repository_tags, uploads
+from ecrd.metadata.signing import forget_repository_signatures
 from ecrd.metadata.statements import insert_ignoring_conflicts, lexical
 from ecrd.metadata.uploads import upload_record
 
@@ -226,6 +227,7 @@ class RepositoryStore:
             ]
             connection.execute(delete(repositories).where(repositories.c.id == repository.id))
             forget_repository(connection, repository.registry_id, repository.name)
+            forget_repository_signatures(connection, repository.registry_id, repository.name)
             return open_uploads
 
         return await self._database.write(work)

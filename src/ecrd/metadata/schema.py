@@ -25,6 +25,9 @@
     registries ─< replications                    (per image and destination: queue and status)
     registries ─< replication_backfills ─< replication_backfill_results
     registries ─< registry_scanning_configurations  (scan type and scanning rules, as JSON)
+    signing_profiles                              (keys ecrd signs with, per profile ARN; sealed)
+    registries ─< signing_configurations          (the registry's signing rules, as JSON)
+    registries ─< image_signatures                (per image and profile: queue and status)
 
 Blobs are stored once per store and keyed by digest; a repository may use one only through a
 repository_blobs link. What a manifest references is kept as rows so that "is this in use",
@@ -560,4 +563,52 @@ registry_scanning_configurations = Table(
     # {"scanType": ..., "rules": [...]} as PutRegistryScanningConfiguration took it (checked).
     Column("configuration_json", Text, nullable=False),
     Column("updated_at", Timestamp, nullable=False),
+)
+
+signing_profiles = Table(
+    "signing_profiles",
+    metadata,
+    # arn:aws:signer:<region>:<account>:/signing-profiles/<name>, as signing rules name it.
+    Column("arn", String(200), primary_key=True),
+    # ecdsa-p256, ecdsa-p384 or rsa-3072: the key and the JWS alg (ES256, ES384, PS384).
+    Column("key_type", String(16), nullable=False),
+    # The private key (PKCS#8 DER) sealed with the keyring, bound to the ARN: `s1:<key id>:...`.
+    Column("private_key_sealed", Text, nullable=False),
+    # The self-signed code-signing certificate (PEM) that verifiers put in their trust store.
+    Column("certificate_pem", Text, nullable=False),
+    Column("created_at", Timestamp, nullable=False),
+)
+
+signing_configurations = Table(
+    "signing_configurations",
+    metadata,
+    Column("registry_id", ForeignKey("registries.id", ondelete="CASCADE"), primary_key=True),
+    Column("configuration_json", Text, nullable=False),
+    Column("updated_at", Timestamp, nullable=False),
+)
+
+image_signatures = Table(
+    "image_signatures",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("registry_id", ForeignKey("registries.id", ondelete="CASCADE"), nullable=False),
+    Column("repository_name", String(256), nullable=False),
+    Column("digest", DIGEST, nullable=False),
+    Column("profile_arn", String(200), nullable=False),
+    # IN_PROGRESS (queued or being signed), COMPLETE, or FAILED with a code and a reason.
+    Column("status", String(16), nullable=False),
+    Column("failure_code", String(64), nullable=True),
+    Column("failure_reason", String(512), nullable=True),
+    Column("attempts", Integer, nullable=False),
+    Column("queued_at", Timestamp, nullable=False),
+    Column("not_before", Timestamp, nullable=False),
+    Column("updated_at", Timestamp, nullable=False),
+    UniqueConstraint(
+        "registry_id",
+        "repository_name",
+        "digest",
+        "profile_arn",
+        name="uq_image_signatures_image_profile",
+    ),
+    Index(None, "status", "not_before"),
 )

@@ -79,6 +79,7 @@ class ManifestService:
         self._pulls_recorded: dict[tuple[int, datetime], float] = {}
         # Called when a push queued replication, so the job runs soon (set by the app).
         self.on_replication_queued: Callable[[], None] | None = None
+        self.on_signing_queued: Callable[[], None] | None = None
 
     def prepare_put(
         self,
@@ -150,6 +151,8 @@ class ManifestService:
         )
         if stored.replication_queued and self.on_replication_queued is not None:
             self.on_replication_queued()
+        if stored.signing_queued and self.on_signing_queued is not None:
+            self.on_signing_queued()
         return stored
 
     async def store_replica(self, repository: Repository, push: ManifestPush) -> StoredManifest:

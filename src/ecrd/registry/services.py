@@ -27,6 +27,7 @@ from ecrd.metadata.replication_backfills import BackfillStore
 from ecrd.metadata.repositories import RepositoryStore
 from ecrd.metadata.scanning_configurations import ScanningConfigurationStore
 from ecrd.metadata.secrets import SecretStore
+from ecrd.metadata.signing import SigningProfileStore, SigningStore
 from ecrd.metadata.signing_keys import SigningKeyStore
 from ecrd.metadata.storage_classes import StorageClassStore
 from ecrd.metadata.uploads import UploadStore
@@ -47,6 +48,7 @@ from ecrd.registry.replication_backfills import BackfillService
 from ecrd.registry.repositories import RepositoryService
 from ecrd.registry.scanning_configurations import ScanningConfigurationService
 from ecrd.registry.secrets import SecretService
+from ecrd.registry.signing import SigningService
 from ecrd.registry.storage_classes import StorageClassService
 from ecrd.registry.uploads import UploadService
 from ecrd.sealing import Keyring, load_keyring
@@ -94,6 +96,8 @@ class RegistryServices:
     backfills: BackfillService
     # The registry's scanning configuration (scan type and rules).
     scanning: ScanningConfigurationService
+    # Managed signing: configurations, the profiles' keys, and the `signing` job's work.
+    signing: SigningService
 
     async def registry_for_host(self, host: str | None) -> Registry:
         """The registry a data-plane request addresses: by its Host when a domain is set."""
@@ -234,4 +238,12 @@ def build_services(
             registries, BackfillStore(database), replication_store, repository_store
         ),
         scanning=ScanningConfigurationService(registries, ScanningConfigurationStore(database)),
+        signing=SigningService(
+            registries,
+            SigningStore(database),
+            SigningProfileStore(database, keyring),
+            repositories,
+            manifests,
+            uploads,
+        ),
     )

@@ -15,6 +15,7 @@ from ecrd.aws.ecr import (
     replication,
     repositories,
     scanning,
+    signing,
     storage_classes,
 )
 from ecrd.aws.endpoint import Operation
@@ -57,6 +58,10 @@ OPERATIONS: dict[str, Operation] = {
     "PutAccountSetting": registry.put_account_setting,
     "PutRegistryScanningConfiguration": scanning.put_registry_scanning_configuration,
     "GetRegistryScanningConfiguration": scanning.get_registry_scanning_configuration,
+    "PutSigningConfiguration": signing.put_signing_configuration,
+    "GetSigningConfiguration": signing.get_signing_configuration,
+    "DeleteSigningConfiguration": signing.delete_signing_configuration,
+    "DescribeImageSigningStatus": signing.describe_image_signing_status,
     "BatchGetRepositoryScanningConfiguration": (
         repositories.batch_get_repository_scanning_configuration
     ),

@@ -1,5 +1,5 @@
-"""account settings, replication configurations, replications and their backfills, and
-registry scanning configurations
+"""account settings, replication configurations, replications and their backfills,
+registry scanning configurations, and signing profiles, configurations and image signatures
 
 Revision ID: 0008
 Revises: 0007
@@ -151,8 +151,70 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("registry_id", name=op.f("pk_registry_scanning_configurations")),
     )
 
+    op.create_table(
+        "signing_profiles",
+        sa.Column("arn", sa.String(length=200), nullable=False),
+        sa.Column("key_type", sa.String(length=16), nullable=False),
+        sa.Column("private_key_sealed", sa.Text(), nullable=False),
+        sa.Column("certificate_pem", sa.Text(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("arn", name=op.f("pk_signing_profiles")),
+    )
+    op.create_table(
+        "image_signatures",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("registry_id", sa.Integer(), nullable=False),
+        sa.Column("repository_name", sa.String(length=256), nullable=False),
+        sa.Column("digest", sa.String(length=160), nullable=False),
+        sa.Column("profile_arn", sa.String(length=200), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("failure_code", sa.String(length=64), nullable=True),
+        sa.Column("failure_reason", sa.String(length=512), nullable=True),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("queued_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("not_before", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["registry_id"],
+            ["registries.id"],
+            name=op.f("fk_image_signatures_registry_id_registries"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_image_signatures")),
+        sa.UniqueConstraint(
+            "registry_id",
+            "repository_name",
+            "digest",
+            "profile_arn",
+            name="uq_image_signatures_image_profile",
+        ),
+    )
+    op.create_index(
+        op.f("ix_image_signatures_status_not_before"),
+        "image_signatures",
+        ["status", "not_before"],
+        unique=False,
+    )
+    op.create_table(
+        "signing_configurations",
+        sa.Column("registry_id", sa.Integer(), nullable=False),
+        sa.Column("configuration_json", sa.Text(), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["registry_id"],
+            ["registries.id"],
+            name=op.f("fk_signing_configurations_registry_id_registries"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("registry_id", name=op.f("pk_signing_configurations")),
+    )
+
 
 def downgrade() -> None:
+    op.drop_table("signing_configurations")
+    op.drop_index(op.f("ix_image_signatures_status_not_before"), table_name="image_signatures")
+    op.drop_table("image_signatures")
+    op.drop_table("signing_profiles")
     op.drop_table("registry_scanning_configurations")
     op.drop_index(
         op.f("ix_replication_backfill_results_backfill_id_status_position"),
