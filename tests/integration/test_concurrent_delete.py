@@ -9,7 +9,7 @@ import hashlib
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
+from dataclasses import dataclass
 
 import httpx
 import pytest
@@ -21,20 +21,54 @@ from tests.oci.helpers import OCI_CONFIG, OCI_LAYER, OCI_MANIFEST, encode
 PUSHERS = 6
 CHUNK = b"\x42" * (256 * 1024)
 CHUNKS_PER_BLOB = 8
-RUN_SECONDS = 3.0
+# How long the pushers go on after the delete: the pushes under way when it lands fail within
+# the first fraction of a second; every one started after it is refused at its first request.
+RUN_SECONDS = 1.0
 MAX_PUSHES_PER_THREAD = 200
 # What a push that lost the race may answer; anything else is a bug.
 CLEAN_FAILURES = {"NAME_UNKNOWN", "BLOB_UPLOAD_UNKNOWN", "MANIFEST_BLOB_UNKNOWN"}
 
 
-@pytest.fixture
-def no_create_on_push_server(tmp_path: Path) -> Iterator[EcrdServer]:
+@pytest.fixture(scope="module")
+def no_create_on_push_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EcrdServer]:
     # Without create-on-push, a deleted repository stays deleted, so every push that comes
-    # after the delete must fail, cleanly.
-    instance = EcrdServer(tmp_path / "data", environment={"ECRD_CREATE_ON_PUSH": "false"})
+    # after the delete must fail, cleanly. One server for the module: each test races in a
+    # repository of its own, and checks that it left nothing behind (`Leftovers`).
+    instance = EcrdServer(
+        tmp_path_factory.mktemp("no-create-on-push") / "data",
+        environment={"ECRD_CREATE_ON_PUSH": "false"},
+    )
     instance.start()
     yield instance
     instance.stop()
+
+
+@dataclass(frozen=True)
+class Leftovers:
+    """What the store holds that no row accounts for: upload bytes, upload rows, and stored
+    blobs without a blob row. On a store where every test so far passed, all three are empty;
+    each test checks it added nothing, so that one test's failure is not every later one's."""
+
+    upload_ids: frozenset[str]
+    upload_rows: frozenset[str]
+    unrecorded_blobs: frozenset[str]
+
+    @classmethod
+    def of(cls, server: EcrdServer) -> Leftovers:
+        recorded = {row[0] for row in server.metadata_query("SELECT digest FROM blobs")}
+        return cls(
+            frozenset(server.stored_upload_ids()),
+            frozenset(row[0] for row in server.metadata_query("SELECT id FROM uploads")),
+            frozenset(server.stored_blob_digests() - recorded),
+        )
+
+    def assert_nothing_added(self, server: EcrdServer) -> None:
+        """No upload bytes or rows, and no bytes without a blob row, beyond these."""
+        now = Leftovers.of(server)
+        assert now.upload_ids - self.upload_ids == set()
+        assert now.upload_rows - self.upload_rows == set()
+        added = now.unrecorded_blobs - self.unrecorded_blobs
+        assert added == set(), added
 
 
 def slow_body(seed: int) -> Iterator[bytes]:
@@ -134,6 +168,7 @@ def test_pushes_racing_a_forced_delete_fail_cleanly_and_leave_no_orphan_bytes(
     ecr = server.ecr()
     repository = "race/deleted"
     ecr.create_repository(repositoryName=repository)
+    before = Leftovers.of(server)
     # given pushers streaming images into the repository
     pushers = [Pusher(server, repository, number) for number in range(PUSHERS)]
     for pusher in pushers:
@@ -160,11 +195,7 @@ def test_pushes_racing_a_forced_delete_fail_cleanly_and_leave_no_orphan_bytes(
         ecr.describe_images(repositoryName=repository)
     assert raised.value.response["Error"]["Code"] == "RepositoryNotFoundException"
     # and nothing is left without a row: no upload bytes, and every stored blob is recorded
-    assert server.stored_upload_ids() == set()
-    assert int(server.metadata_query("SELECT count(*) FROM uploads")[0][0]) == 0
-    recorded = {row[0] for row in server.metadata_query("SELECT digest FROM blobs")}
-    stored = server.stored_blob_digests()
-    assert stored <= recorded, stored - recorded
+    before.assert_nothing_added(server)
 
 
 # The same race, made certain over the wire: a request whose body is held back until the
@@ -219,6 +250,7 @@ def test_a_push_whose_repository_is_deleted_mid_request_is_name_unknown(
     ecr = server.ecr()
     repository = f"race/held-{step}"
     ecr.create_repository(repositoryName=repository)
+    before = Leftovers.of(server)
     base = f"/v2/{repository}"
     layer = b"held layer " * 10_000
     layer_digest = "sha256:" + hashlib.sha256(layer).hexdigest()
@@ -275,8 +307,4 @@ def test_a_push_whose_repository_is_deleted_mid_request_is_name_unknown(
         assert answer.status_code == 404, answer.text
         assert answer.json()["errors"][0]["code"] == "NAME_UNKNOWN"
     # and nothing is left of it: no upload bytes or rows, no bytes without a blob row
-    assert server.stored_upload_ids() == set()
-    assert int(server.metadata_query("SELECT count(*) FROM uploads")[0][0]) == 0
-    recorded = {row[0] for row in server.metadata_query("SELECT digest FROM blobs")}
-    stored = server.stored_blob_digests()
-    assert stored <= recorded, stored - recorded
+    before.assert_nothing_added(server)

@@ -27,10 +27,10 @@ DISK_BYTES = 12 * 1024 * 1024
 PIECE = b"\x5a" * (1024 * 1024)
 
 
-@pytest.fixture
-def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """A 12 MiB tmpfs, unmounted afterwards."""
-    mount_point = tmp_path / "disk"
+@pytest.fixture(scope="module")
+def small_disk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A 12 MiB tmpfs for the module, unmounted afterwards."""
+    mount_point = tmp_path_factory.mktemp("small-disk") / "disk"
     mount_point.mkdir()
     mounted = subprocess.run(
         ["mount", "-t", "tmpfs", "-o", f"size={DISK_BYTES}", "tmpfs", str(mount_point)],
@@ -49,8 +49,10 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
         subprocess.run(["umount", "-l", str(mount_point)], capture_output=True, timeout=30)
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def full_disk_server(small_disk: Path) -> Iterator[EcrdServer]:
+    """One server on the small disk for the module: each test checks that its failed upload
+    left no bytes behind, so the next one finds the room free again."""
     instance = EcrdServer(small_disk / "data")
     # The log goes elsewhere: it must not take room from the disk under test.
     instance.log_path = small_disk.parent / "full-disk-server.log"

@@ -6,26 +6,29 @@ recently. Images are pushed with boto3 (ECR's layer API and PutImage) and pulled
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import contextlib
 import json
 import os
 import threading
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import update
+from sqlalchemy import Connection, select, update
 
 from ecrd.blobs.filesystem import FilesystemBlobStore
 from ecrd.blobs.s3 import S3BlobStore
 from ecrd.blobs.store import BlobStore
 from ecrd.metadata.database import Database
 from ecrd.metadata.records import utcnow
-from ecrd.metadata.schema import job_schedules
+from ecrd.metadata.schema import blobs, job_schedules, repository_blobs
 from tests.aws.images_helpers import digest_of, image_manifest, put_image
-from tests.conftest import EcrdServer, session_s3_server
+from tests.conftest import START_TIMEOUT_SECONDS, EcrdServer, session_s3_server
 
 MiB = 1024 * 1024
 # The collector's window in the racing tests: a push's own new links are younger than this
@@ -34,10 +37,71 @@ MiB = 1024 * 1024
 GRACE_SECONDS = 2
 
 
+class FreshServers:
+    """A server of its own for every test that asks (a collection covers the whole store, so
+    no two tests may share one), each started in the background while the test before it
+    runs, most of which is spent waiting for `ecrd gc`. `wanted` bounds how many are made
+    ahead."""
+
+    def __init__(self, folder: Path, wanted: int) -> None:
+        self._folder = folder
+        self._wanted = wanted
+        self._made = 0
+        self._starter = concurrent.futures.ThreadPoolExecutor(max_workers=1)
+        self._next: concurrent.futures.Future[EcrdServer] | None = None
+        self._start_next()
+
+    def _started(self, number: int) -> EcrdServer:
+        folder = self._folder / f"server-{number}"
+        folder.mkdir()
+        instance = EcrdServer(folder / "data")
+        instance.start()
+        return instance
+
+    def _start_next(self) -> None:
+        self._next = None
+        if self._made < self._wanted:
+            self._next = self._starter.submit(self._started, self._made)
+            self._made += 1
+
+    def take(self) -> EcrdServer:
+        """A started server no test has used; the next one starts meanwhile."""
+        if self._next is None:
+            self._wanted += 1
+            self._start_next()
+        assert self._next is not None
+        upcoming = self._next
+        self._start_next()
+        return upcoming.result(timeout=START_TIMEOUT_SECONDS + 60)
+
+    def close(self) -> None:
+        """Stop the server started ahead that no test took, if any."""
+        if self._next is not None:
+            with contextlib.suppress(RuntimeError):  # one that did not start left nothing
+                self._next.result(timeout=START_TIMEOUT_SECONDS + 60).stop()
+        self._starter.shutdown(wait=True)
+
+
+@pytest.fixture(scope="module")
+def fresh_servers(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[FreshServers]:
+    wanted = sum(
+        1
+        for item in request.session.items
+        if isinstance(item, pytest.Function)
+        and item.module is request.module
+        and "gc_server" in item.fixturenames
+    )
+    servers = FreshServers(tmp_path_factory.mktemp("gc"), wanted)
+    yield servers
+    servers.close()
+
+
 @pytest.fixture
-def gc_server(tmp_path: Path) -> Iterator[EcrdServer]:
-    instance = EcrdServer(tmp_path / "data")
-    instance.start()
+def gc_server(fresh_servers: FreshServers) -> Iterator[EcrdServer]:
+    """A server no other test used."""
+    instance = fresh_servers.take()
     yield instance
     instance.stop()
 
@@ -73,6 +137,49 @@ def pulled_layer(server: EcrdServer, repository: str, tag: str) -> bytes:
         return blob.content
 
 
+def age_store(server: EcrdServer, seconds: float) -> None:
+    """Move the times the collector's grace window runs from (a blob's and a link's creation,
+    a link's release) `seconds` into the past, as if that long had passed with no push or
+    pull, as `make_job_due` does for a schedule: rather than sleep through the window, a
+    couple of seconds at every step. Only while the server is idle."""
+    url = server.database_url or f"sqlite:///{(server.data_dir / 'metadata.db').resolve()}"
+    shift = timedelta(seconds=seconds)
+
+    def work(connection: Connection) -> None:
+        stored = select(blobs.c.digest, blobs.c.created_at)
+        for digest, created in connection.execute(stored).all():
+            connection.execute(
+                update(blobs).where(blobs.c.digest == digest).values(created_at=created - shift)
+            )
+        links = select(
+            repository_blobs.c.repository_id,
+            repository_blobs.c.blob_digest,
+            repository_blobs.c.created_at,
+            repository_blobs.c.released_at,
+        )
+        for repository_id, digest, created, released in connection.execute(links).all():
+            connection.execute(
+                update(repository_blobs)
+                .where(
+                    (repository_blobs.c.repository_id == repository_id)
+                    & (repository_blobs.c.blob_digest == digest)
+                )
+                .values(
+                    created_at=created - shift,
+                    released_at=None if released is None else released - shift,
+                )
+            )
+
+    async def shift_times() -> None:
+        database = Database(url)
+        try:
+            await database.write(work)
+        finally:
+            await database.close()
+
+    asyncio.run(shift_times())
+
+
 def server_blob_store(server: EcrdServer) -> BlobStore:
     """The server's blob store, opened here as another process would."""
     if server.s3_bucket is None:
@@ -100,7 +207,7 @@ def test_ten_push_delete_gc_cycles_return_the_store_to_its_size(gc_server: EcrdS
                 repositoryName=repository, imageIds=[{"imageTag": "v1"}]
             )
             assert deleted["failures"] == []
-        time.sleep(GRACE_SECONDS + 0.2)
+        age_store(gc_server, GRACE_SECONDS + 1)
         # when it is collected while another repository pushes the very same layer
         racer = threading.Thread(target=push, args=(gc_server.ecr(), "gc/racer", layer, "c"))
         collection = gc_server.ecrd_process("gc", "--json", "--grace", str(GRACE_SECONDS))
@@ -117,7 +224,7 @@ def test_ten_push_delete_gc_cycles_return_the_store_to_its_size(gc_server: EcrdS
         ecr.batch_delete_image(repositoryName="gc/racer", imageIds=[{"imageTag": "c"}])
     # and once the last image is past the window, a collection brings the store back to its
     # starting size, bytes and rows
-    time.sleep(GRACE_SECONDS + 0.2)
+    age_store(gc_server, GRACE_SECONDS + 1)
     report = run_gc(gc_server, "--grace", str(GRACE_SECONDS))
     reclaimed += report["blob_bytes"]
     assert gc_server.stored_blob_bytes() == start_bytes
@@ -200,8 +307,8 @@ def test_the_grace_window_keeps_what_was_used_recently(gc_server: EcrdServer) ->
     assert (report["links"], report["blobs"]) == (0, 0)
     assert gc_server.stored_blob_bytes() == stored
     # and a client that finds the layer present (a push's HEAD) renews its window, so a
-    # manifest put after a collection still finds it
-    time.sleep(4.5)
+    # manifest put after a collection still finds it (4.5 s later)
+    age_store(gc_server, 4.5)
     checked = ecr.batch_check_layer_availability(
         repositoryName=repository, layerDigests=[digest_of(layer)]
     )

@@ -30,7 +30,7 @@ from tests.oci_layouts import Layout
 
 HUB = "registry-1.docker.io"
 UPSTREAM_ECR = f"{ACCOUNT_ID}.dkr.ecr.eu-west-1.amazonaws.com"
-REFRESH_SECONDS = 2
+REFRESH_SECONDS = 1
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 ACCEPT = f"{OCI_MANIFEST}, {OCI_INDEX}"
