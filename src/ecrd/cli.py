@@ -91,6 +91,14 @@ def serve(config_file: Path | None, **flags: object) -> None:
     settings = _settings(config_file, **flags)
     if (settings.tls_cert is None) != (settings.tls_key is None):
         raise click.ClickException("invalid setting 'tls_key': tls_cert and tls_key go together")
+    from ecrd.startup import StartupError, check_before_serving
+
+    # A start that cannot work is refused before the server and the app are imported (a
+    # second of a refused start's time); `run_server` checks again, cheaply.
+    try:
+        check_before_serving(settings)
+    except (StartupError, ValueError, OSError) as error:
+        raise SystemExit(f"ecrd: {error}") from None
     from ecrd.server import serve as run_server
 
     run_server(settings)
