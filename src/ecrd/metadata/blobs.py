@@ -10,7 +10,14 @@ from sqlalchemy import Connection, bindparam, case, delete, exists, select, upda
 from ecrd.errors import RepositoryDeleted
 from ecrd.metadata.database import Database
 from ecrd.metadata.records import Blob, as_utc, utcnow
-from ecrd.metadata.schema import blobs, manifest_blobs, manifests, repository_blobs, uploads
+from ecrd.metadata.schema import (
+    blobs,
+    manifest_blobs,
+    manifests,
+    repositories,
+    repository_blobs,
+    uploads,
+)
 from ecrd.metadata.statements import insert_ignoring_conflicts, upsert
 
 _LINKED = (
@@ -176,6 +183,17 @@ class BlobRecords:
             return inserted is not None
 
         def record_and_link(connection: Connection) -> bool:
+            # The repository row first (PostgreSQL; SQLite's one writer needs none), in the
+            # order DeleteRepository takes them: it locks the row, then its cascade deletes
+            # the upload rows. Deleting the upload row first and then linking (which waits
+            # for the row's key) deadlocked with a forced delete.
+            repository = connection.execute(
+                select(repositories.c.id)
+                .where(repositories.c.id == repository_id)
+                .with_for_update(read=True, key_share=True)
+            ).first()
+            if repository is None:
+                raise RepositoryDeleted()
             fresh = record(connection)
             fresh = _take_or_refuse_claim(connection, digest) or fresh
             if finished_upload_id is not None:
