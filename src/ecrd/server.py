@@ -59,6 +59,10 @@ def _settings_for_workers(settings: Settings) -> str:
     values = settings.model_dump(mode="json")
     values["bootstrap_secret_access_key"] = settings.bootstrap_secret_access_key.get_secret_value()
     values["sealing_keys"] = settings.sealing_keys.get_secret_value()
+    for destination, remote in settings.replication_remotes.items():
+        values["replication_remotes"][destination]["secret_access_key"] = (
+            remote.secret_access_key.get_secret_value()
+        )
     return json.dumps(values)
 
 

@@ -39,6 +39,9 @@ class ReplicationRemote(BaseModel):
     access_key_id: str = Field(min_length=16, max_length=128)
     # A SecretStr never shows its value in a repr, a dump or an error message.
     secret_access_key: SecretStr
+    # The accounts whose registries may replicate with this key (empty: only the
+    # destination's own account), so that one tenant cannot push with another's key.
+    source_accounts: tuple[str, ...] = ()
 
 
 class Settings(BaseSettings):
@@ -320,8 +323,11 @@ class Settings(BaseSettings):
         "an ECR registry): a table of destination as replication rules name it, "
         "`<registryId>/<region>`, to the `url` its registry protocol and API answer at and "
         "the `access_key_id` / `secret_access_key` to push with (ecrd logs in with "
-        "GetAuthorizationToken, as `docker login` with an ECR token does). Images go over the "
-        "OCI push protocol, deletes too where deleteReplication is on. A destination not in "
+        "GetAuthorizationToken, as `docker login` with an ECR token does), and optionally "
+        "`source_accounts`: the accounts whose rules may use it (by default only the "
+        "destination's own account, so another tenant cannot push with the key). Images go "
+        "over the OCI push protocol, deletes too where deleteReplication is on. A destination "
+        "not in "
         "the table is a registry of this installation. In the environment: a JSON object "
         '(`ECRD_REPLICATION_REMOTES=\'{"111122223333/eu-west-1": {"url": '
         '"https://ecrd.eu.internal", "access_key_id": "...", "secret_access_key": "..."}}\'`).',

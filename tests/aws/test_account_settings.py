@@ -114,8 +114,9 @@ def test_under_v1_the_registry_policy_takes_only_replication_and_cache_actions(
     )
     for action in ("ecr:ReplicateImage", "ecr:CreateRepository", "ecr:BatchImportUpstreamImage"):
         assert ecr.put_registry_policy(policyText=_policy(action))["policyText"]
-    # a wildcard is taken, as ECR takes `ecr:*`
+    # a wildcard is taken, as ECR takes `ecr:*`; action names are compared without case
     ecr.put_registry_policy(policyText=_policy("ecr:*"))
+    ecr.put_registry_policy(policyText=_policy("ECR:replicateimage"))
     # under V2 any action is
     ecr.put_account_setting(name="REGISTRY_POLICY_SCOPE", value="V2")
     ecr.put_registry_policy(policyText=_policy("ecr:PutImage"))

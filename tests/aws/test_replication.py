@@ -6,6 +6,7 @@ as ECR has them."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import concurrent.futures
 import contextlib
 import json
@@ -523,6 +524,8 @@ def test_a_backfill_replicates_images_pushed_before_the_rule(
     children = [image_manifest(source, "old/app", layers=[f"arch {n}".encode()]) for n in range(2)]
     for child in children:
         put_image(source, "old/app", child)
+    # one of the index's images has a tag of its own: it is a result of its own too
+    put_image(source, "old/app", children[0], "amd64")
     index = index_manifest(children)
     put_image(source, "old/app", index, "multi")
     new_image(source, "skipped/app", "not covered", "v1")
@@ -546,6 +549,7 @@ def test_a_backfill_replicates_images_pushed_before_the_rule(
             ("old/app", tagged, "v2"),
             ("old/app", untagged, None),
             ("old/app", digest_of(index), "multi"),
+            ("old/app", digest_of(children[0]), "amd64"),
         ]
     )
     found = sorted(
@@ -555,8 +559,8 @@ def test_a_backfill_replicates_images_pushed_before_the_rule(
     assert found == expected
     assert {r["status"] for r in done["results"]} == {"COMPLETE"}
     assert done["progress"] == {
-        "totalReplicationCount": 4,
-        "completedReplicationCount": 4,
+        "totalReplicationCount": 5,
+        "completedReplicationCount": 5,
         "failedReplicationCount": 0,
         "failureCodes": [],
     }
@@ -578,7 +582,10 @@ def test_a_backfill_replicates_images_pushed_before_the_rule(
     first = backfill_results(source, backfill_id, maxResults=3)
     assert len(first["results"]) == 3
     rest = backfill_results(source, backfill_id, maxResults=3, nextToken=first["nextToken"])
-    assert len(rest["results"]) == 1 and "nextToken" not in rest
+    assert len(rest["results"]) == 2 and "nextToken" not in rest
+    assert destination.describe_images(repositoryName="old/app", imageIds=[{"imageTag": "amd64"}])[
+        "imageDetails"
+    ][0]["imageDigest"] == digest_of(children[0])
     # and the backfill is listed
     listed = source.list_replication_backfills()["backfills"]
     assert [(b["replicationBackfillId"], b["status"]) for b in listed] == [
@@ -703,4 +710,12 @@ def test_backfill_quotas_stop_and_errors(replicating_server: EcrdServer, source:
     )
     expect_error(
         "InvalidParameterException", source.list_replication_backfills, nextToken="bm90IGEgdG9rZW4="
+    )
+    # a token made by hand with a NUL in its key is refused, not passed to the database
+    scope = f"ListReplicationBackfills:{ACCOUNT_ID}:{source.meta.region_name}"
+    forged = json.dumps([scope, ["2026-01-01T00:00:00+00:00", "a\u0000b"]])
+    expect_error(
+        "InvalidParameterException",
+        source.list_replication_backfills,
+        nextToken=base64.urlsafe_b64encode(forged.encode()).decode(),
     )

@@ -54,8 +54,11 @@ def installations(
             "secret_access_key": nobody.secret_access_key,
         },
     }
+    # Two workers: each must read the remote's secret (it reaches them through the settings
+    # handed over, where a secret is masked unless written back).
     source = EcrdServer(
         folder / "source",
+        extra_args=["--workers", "2"],
         environment={
             "ECRD_REPLICATION_REMOTES": json.dumps(remotes),
             "ECRD_REPLICATION_INTERVAL_SECONDS": "0.5",
@@ -199,6 +202,29 @@ def test_a_key_the_other_installation_refuses_fails_the_replication(
             "status": "FAILED",
             "failureCode": "DESTINATION_REFUSED",
         }
+    ]
+    assert remote_tags(remote, repository) == []
+
+
+def test_another_account_may_not_use_the_remotes_key(
+    installations: tuple[EcrdServer, EcrdServer],
+) -> None:
+    # given the source installation's other account, whose rules name the same destination
+    source, remote = installations
+    other = source.ecr_as(source.create_key("666677778888"))
+    other.put_replication_configuration(
+        replicationConfiguration={
+            "rules": [{"destinations": [{"registryId": ACCOUNT_ID, "region": REMOTE_REGION}]}]
+        }
+    )
+    repository = f"tenant/{uuid.uuid4().hex[:8]}"
+    other.create_repository(repositoryName=repository)
+    _put_image(other, repository, "v1")
+    digest = other.describe_images(repositoryName=repository)["imageDetails"][0]["imageDigest"]
+    # then the remote's key (for the destination's own account) is not used for it
+    found = eventually(lambda: statuses(other, repository, digest), settled)
+    assert [(item["status"], item.get("failureCode")) for item in found] == [
+        ("FAILED", "ACCESS_DENIED")
     ]
     assert remote_tags(remote, repository) == []
 

@@ -47,5 +47,8 @@ def _has_shape(key: Any, key_shape: KeyShape) -> bool:
             and len(key) == len(key_shape)
             and all(_has_shape(part, shape) for part, shape in zip(key, key_shape, strict=True))
         )
-    # JSON true/false are ints to Python; a key is never one.
+    # JSON true/false are ints to Python; a key is never one. A string key never holds a
+    # control character (PostgreSQL refuses NUL in text: that would be a 500, not a 400).
+    if isinstance(key, str) and any(ord(character) < 32 for character in key):
+        return False
     return isinstance(key, key_shape) and not isinstance(key, bool)

@@ -84,7 +84,9 @@ def queue_replication(connection: Connection, repository_id: int, digest: str, c
             )
         )
     now = utcnow()
-    for (account, region), deletes in destinations.items():
+    # In one order for every writer, so that two changes of one image never lock its rows
+    # crosswise (PostgreSQL would end one of them with a deadlock).
+    for (account, region), deletes in sorted(destinations.items()):
         _upsert(connection, row.registry_id, row.name, digest, account, region, deletes, now)
     return bool(destinations)
 

@@ -287,7 +287,8 @@ class BackfillStore:
             lambda connection: [_result(row) for row in connection.execute(query)]
         )
 
-    async def mark_queued(self, backfill_id: str, positions: Sequence[int]) -> None:
+    async def mark_queued(self, backfill_id: str, positions: Sequence[int]) -> bool:
+        """Mark results QUEUED, only while the backfill is IN_PROGRESS (False: a stop came)."""
         statement = (
             update(replication_backfill_results)
             .where(
@@ -297,7 +298,18 @@ class BackfillStore:
             )
             .values(status=QUEUED)
         )
-        await self._database.write(lambda connection: connection.execute(statement))
+        still = select(replication_backfills.c.status).where(
+            replication_backfills.c.id == backfill_id
+        )
+
+        def work(connection: Connection) -> bool:
+            # FOR UPDATE (PostgreSQL): a stop waits for this, or this sees it.
+            if connection.execute(still.with_for_update()).scalar() != IN_PROGRESS:
+                return False
+            connection.execute(statement)
+            return True
+
+        return await self._database.write(work)
 
     async def record(
         self, backfill_id: str, positions: Sequence[int], failure_code: str | None
@@ -335,16 +347,31 @@ class BackfillStore:
 
         await self._database.write(work)
 
-    async def end(self, backfill: Backfill, status: str, failure_code: str | None = None) -> None:
-        """End the backfill; results not ended go (a stopped backfill lists what it did)."""
+    async def end(
+        self,
+        backfill: Backfill,
+        status: str,
+        failure_code: str | None = None,
+        from_status: str | None = None,
+    ) -> None:
+        """End the backfill (only from `from_status` when given, so that a stop asked for
+        meanwhile is not overwritten); results not ended go (a stopped backfill lists what it
+        did)."""
         mine = replication_backfills.c.id == backfill.id
+        current = (
+            replication_backfills.c.status.in_(UNDER_WAY)
+            if from_status is None
+            else replication_backfills.c.status == from_status
+        )
 
         def work(connection: Connection) -> None:
-            connection.execute(
+            ended = connection.execute(
                 update(replication_backfills)
-                .where(mine & replication_backfills.c.status.in_(UNDER_WAY))
+                .where(mine & current)
                 .values(status=status, failure_code=failure_code, ended_at=utcnow())
-            )
+            ).rowcount
+            if not ended:
+                return
             connection.execute(
                 delete(replication_backfill_results).where(
                     (replication_backfill_results.c.backfill_id == backfill.id)
@@ -388,7 +415,7 @@ class BackfillStore:
 
     async def images_of(self, repository_id: int) -> list[tuple[str, str | None]]:
         """A repository's images and their tags, (digest, tag or None) in order: every image
-        but those an index in the repository lists (they go with their index)."""
+        but untagged ones an index in the repository lists (they go with their index)."""
         image = manifests.alias("image")
         parent = manifests.alias("parent")
         listed = (
@@ -402,7 +429,10 @@ class BackfillStore:
         query = (
             select(image.c.digest, tags.c.name)
             .select_from(image.outerjoin(tags, tags.c.manifest_id == image.c.id))
-            .where((image.c.repository_id == repository_id) & ~listed.exists())
+            .where(
+                (image.c.repository_id == repository_id)
+                & (tags.c.name.is_not(None) | ~listed.exists())
+            )
             .order_by(image.c.digest, tags.c.name)
         )
         return await self._database.read(

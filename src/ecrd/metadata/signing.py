@@ -77,7 +77,7 @@ def queue_signing(connection: Connection, repository_id: int, digest: str) -> bo
     module = postgresql if connection.dialect.name == "postgresql" else sqlite
     now = utcnow()
     queued = False
-    for arn in profiles:
+    for arn in sorted(profiles):  # one lock order for every writer, as for replication
         statement = module.insert(image_signatures).values(
             registry_id=row.registry_id,
             repository_name=row.name,

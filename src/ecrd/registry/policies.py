@@ -43,8 +43,10 @@ def check_registry_policy(text: str, scope: str) -> str:
         for statement in document.statements:
             if statement.not_action:
                 raise PolicyInvalid("NotAction is not allowed under registry policy scope V1")
+            governed = {name.lower() for name in V1_POLICY_ACTIONS}
             for action in statement.actions:
-                if "*" not in action and "?" not in action and action not in V1_POLICY_ACTIONS:
+                # IAM compares action names without regard to case.
+                if "*" not in action and "?" not in action and action.lower() not in governed:
                     raise PolicyInvalid(
                         f"{action} is not allowed under registry policy scope V1 "
                         f"(only {', '.join(sorted(V1_POLICY_ACTIONS))})"

@@ -45,7 +45,6 @@ from ecrd.errors import (
     BlobNotFound,
     ManifestReferenced,
     ParameterInvalid,
-    RegistryError,
     TagImmutable,
 )
 from ecrd.metadata.records import Manifest, Registry, Repository, utcnow
@@ -237,8 +236,12 @@ class ReplicationService:
             deleted = await self._replicate(replication)
         except ReplicationFailed as failure:
             return await self._failed(replication, failure, outcome)
-        except (RegistryError, OSError) as error:
-            internal = ReplicationFailed(INTERNAL_ERROR, str(error), retry=True)
+        except Exception as error:  # one image's failure must not stop the queue behind it
+            logger.warning(
+                "replication of %s@%s failed unexpectedly",
+                replication.repository_name, replication.digest, exc_info=True,
+            )  # fmt: skip
+            internal = ReplicationFailed(INTERNAL_ERROR, str(error)[:300], retry=True)
             return await self._failed(replication, internal, outcome)
         if deleted:
             await self._store.drop(replication)
@@ -319,6 +322,15 @@ class ReplicationService:
         remote = self._remotes.get(key)
         if remote is None:
             return None
+        # The operator's key for that installation serves only the source accounts named for
+        # it (by default the destination's own): another tenant may not push with it.
+        allowed = remote.source_accounts or (replication.destination_account,)
+        if replication.source_account not in allowed:
+            raise ReplicationFailed(
+                ACCESS_DENIED,
+                f"account {replication.source_account} may not replicate to {key} (not in "
+                "its source_accounts)",
+            )
         pusher = self._pushers.get(key)
         if pusher is None:
             login = EcrLogin(

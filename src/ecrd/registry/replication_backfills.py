@@ -39,6 +39,8 @@ from ecrd.metadata.repositories import RepositoryStore
 
 # How long ended backfills are kept, as on ECR.
 RETENTION = timedelta(days=90)
+# Ended backfills past RETENTION are looked for this often (per process).
+CLEANUP_SECONDS = 3600.0
 # Results read (and images queued) at a time.
 BATCH = 500
 # The failure codes of a backfill and of its results (ECR documents none of its own).
@@ -74,6 +76,7 @@ class BackfillService:
         self._repositories = repositories
         # Called when a backfill starts, so that the job runs soon (set by the app).
         self.on_started: Callable[[], None] | None = None
+        self._next_cleanup = 0.0
 
     async def start(self, registry: Registry, destination: tuple[str, str]) -> Backfill:
         configuration = (
@@ -121,7 +124,9 @@ class BackfillService:
                 await self._prepare(backfill, done)
             elif backfill.status == IN_PROGRESS:
                 await self._progress(backfill, done)
-        await self._backfills.drop_ended_before(utcnow() - RETENTION)
+        if time.monotonic() >= self._next_cleanup:
+            await self._backfills.drop_ended_before(utcnow() - RETENTION)
+            self._next_cleanup = time.monotonic() + CLEANUP_SECONDS
         return done
 
     async def _prepare(self, backfill: Backfill, done: Advance) -> None:
@@ -145,25 +150,28 @@ class BackfillService:
         if await self._backfills.set_results(backfill, entries):
             done.prepared += 1
             if not entries:
-                await self._backfills.end(backfill, COMPLETE)
+                await self._backfills.end(backfill, COMPLETE, from_status=IN_PROGRESS)
                 done.ended += 1
 
     async def _progress(self, backfill: Backfill, done: Advance) -> None:
         destination = (backfill.destination_account, backfill.destination_region)
         results = await self._backfills.pending(backfill.id, BATCH)
         if not results:
-            await self._backfills.end(backfill, COMPLETE)
+            await self._backfills.end(backfill, COMPLETE, from_status=IN_PROGRESS)
             done.ended += 1
             return
         waiting = [result for result in results if result.status == PENDING]
         if waiting:
+            # Marked first, queued after: a stop that comes between leaves nothing queued
+            # for results it dropped (ECR finishes only what is under way).
+            if not await self._backfills.mark_queued(backfill.id, [r.position for r in waiting]):
+                return
             configuration = await self._replications.configuration(backfill.registry_id) or {}
             for name, digest in dict.fromkeys((r.repository_name, r.digest) for r in waiting):
                 deletes = destinations_for(configuration, name).get(destination, False)
                 await self._replications.queue(
                     backfill.registry_id, name, digest, destination, deletes
                 )
-            await self._backfills.mark_queued(backfill.id, [r.position for r in waiting])
             done.queued += len(waiting)
         queued = [result for result in results if result.status != PENDING]
         if not queued:

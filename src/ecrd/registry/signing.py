@@ -35,7 +35,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from ecrd import __version__
-from ecrd.errors import ParameterInvalid, RegistryError, SigningConfigurationNotFound
+from ecrd.errors import ParameterInvalid, SigningConfigurationNotFound
 from ecrd.metadata.records import Manifest, Registry, Repository, utcnow
 from ecrd.metadata.registries import RegistryStore
 from ecrd.metadata.signing import (
@@ -285,7 +285,13 @@ class SigningService:
 
     async def _one(self, signature: ImageSignature, outcome: SigningOutcome) -> SigningOutcome:
         try:
-            signed = await self._sign(signature)
+            try:
+                signed = await self._sign(signature)
+            except SigningFailed:
+                raise
+            except Exception as error:  # one image's failure must not stop the queue behind it
+                logger.warning("signing %s failed unexpectedly", signature.digest, exc_info=True)
+                raise SigningFailed(SIGNING_ERROR, str(error)[:300], retry=True) from None
         except SigningFailed as failure:
             logger.info(
                 "signing %s@%s with %s: %s",
@@ -321,10 +327,7 @@ class SigningService:
                 f"ecrd holds no key for signing profile {signature.profile_arn} (create it "
                 "with `ecrd signing create-profile`)",
             )
-        try:
-            await self._store_signature(repository, manifest, profile)
-        except RegistryError as error:
-            raise SigningFailed(SIGNING_ERROR, error.message, retry=True) from None
+        await self._store_signature(repository, manifest, profile)
         return True
 
     async def _store_signature(

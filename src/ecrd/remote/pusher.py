@@ -69,6 +69,9 @@ class RemotePusher:
         if started.status_code != 202 or "location" not in started.headers:
             raise _failure(started, "start upload")
         location = httpx.URL(self._base).join(started.headers["location"])
+        if not _same_origin(location, httpx.URL(self._base)):
+            # The login token goes to the registry's own origin only.
+            raise RemoteError(f"start upload: Location {location} is another origin", False)
         finished = await self._send(
             "PUT",
             str(location.copy_merge_params({"digest": digest})),
@@ -114,7 +117,7 @@ class RemotePusher:
                 return found
             if response.status_code != 200:
                 raise _failure(response, "list tags")
-            tags = list(response.json().get("tags") or [])
+            tags = _tags_of(response)
             for tag in tags:
                 head = await self._send(
                     "HEAD",
@@ -162,6 +165,21 @@ class RemotePusher:
         if credentials is None:
             raise RemoteError("login: no credentials", retry=False)
         return credentials.header()
+
+
+def _tags_of(response: httpx.Response) -> list[str]:
+    try:
+        document = response.json()
+        tags = document.get("tags") or []
+    except (ValueError, AttributeError):
+        raise RemoteError("list tags: the answer is not a tag list", retry=True) from None
+    if not isinstance(tags, list) or not all(isinstance(tag, str) for tag in tags):
+        raise RemoteError("list tags: the answer is not a tag list", retry=True)
+    return tags
+
+
+def _same_origin(url: httpx.URL, other: httpx.URL) -> bool:
+    return (url.scheme, url.host, url.port) == (other.scheme, other.host, other.port)
 
 
 def _name(repository: str) -> str:
