@@ -78,7 +78,13 @@ def create_app(settings: Settings, migrate: bool = True) -> Starlette:
     aws_services = load_services()
     jobs = scheduled_jobs(services, settings)
     metrics = Metrics(operation_labels(aws_services), [job.name for job in jobs])
-    runner = JobRunner(services.database, jobs, metrics.jobs, background=services.background)
+    runner = JobRunner(
+        services.database,
+        jobs,
+        metrics.jobs,
+        poll_seconds=settings.job_poll_seconds,
+        background=services.background,
+    )
     # A push a replication rule covers starts the job at once, rather than at its next tick.
     services.manifests.on_replication_queued = lambda: runner.nudge(REPLICATION)
     services.backfills.on_started = lambda: runner.nudge(REPLICATION)

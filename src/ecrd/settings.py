@@ -332,6 +332,13 @@ class Settings(BaseSettings):
         '(`ECRD_REPLICATION_REMOTES=\'{"111122223333/eu-west-1": {"url": '
         '"https://ecrd.eu.internal", "access_key_id": "...", "secret_access_key": "..."}}\'`).',
     )
+    job_poll_seconds: float = Field(
+        5.0,
+        ge=0.1,
+        le=300,
+        description="How often each process looks for background jobs that are due (the "
+        "schedule rows in the metadata store); a due job starts within this long.",
+    )
     replication_interval_seconds: float = Field(
         10.0,
         ge=0.1,

@@ -419,7 +419,10 @@ def make_job_due(server: EcrdServer, name: str) -> None:
 
 
 def test_the_scheduled_job_collects_and_metrics_count_it(tmp_path: Path) -> None:
-    server = EcrdServer(tmp_path / "data", environment={"ECRD_GC_GRACE_SECONDS": "0"})
+    server = EcrdServer(
+        tmp_path / "data",
+        environment={"ECRD_GC_GRACE_SECONDS": "0", "ECRD_JOB_POLL_SECONDS": "0.5"},
+    )
     server.start()
     try:
         ecr = server.ecr()

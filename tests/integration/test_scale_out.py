@@ -43,7 +43,7 @@ pytestmark = pytest.mark.metadata_independent
 
 PROCESSES = 3
 # How often a server's job runner looks for due jobs (JobRunner's default).
-JOB_POLL_SECONDS = 5.0
+JOB_POLL_SECONDS = 1.0
 MiB = 1024 * 1024
 
 
@@ -75,7 +75,11 @@ class Cluster:
         shared_data = root / "shared-data"
         environment, bucket = store_environment(kind, shared_data)
         # The replication job ticks once at the first start, not again during a test.
-        environment = {**environment, "ECRD_REPLICATION_INTERVAL_SECONDS": "3600"}
+        environment = {
+            **environment,
+            "ECRD_REPLICATION_INTERVAL_SECONDS": "3600",
+            "ECRD_JOB_POLL_SECONDS": str(JOB_POLL_SECONDS),
+        }
         self.servers = [
             EcrdServer(
                 root / f"process-{index}" if kind == "postgresql+s3" else shared_data,
