@@ -89,7 +89,7 @@ def test_flags_are_named_with_the_commands_that_take_them() -> None:
     # `ecrd signing` command does, so the group is)
     every = (
         "ecrd serve", "ecrd keys", "ecrd jobs", "ecrd gc", "ecrd lifecycle",
-        "ecrd sealing status", "ecrd sealing reseal", "ecrd signing",
+        "ecrd sealing status", "ecrd sealing reseal", "ecrd signing", "ecrd vulndb",
     )  # fmt: skip
     assert by_name["data_dir"].flag_commands == every
     assert by_name["database_url"].flag_commands == every

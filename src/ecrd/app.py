@@ -18,7 +18,7 @@ from ecrd.aws.endpoint import AwsEndpoint
 from ecrd.aws.model import load_services
 from ecrd.aws.operations import operation_tables
 from ecrd.errors import RegistryError
-from ecrd.jobs.catalog import REPLICATION, SIGNING, scheduled_jobs
+from ecrd.jobs.catalog import REPLICATION, SCANNING, SIGNING, scheduled_jobs
 from ecrd.jobs.runner import JobRunner
 from ecrd.observability.health import Readiness, liveness
 from ecrd.observability.home import HomePage
@@ -89,6 +89,7 @@ def create_app(settings: Settings, migrate: bool = True) -> Starlette:
     services.manifests.on_replication_queued = lambda: runner.nudge(REPLICATION)
     services.backfills.on_started = lambda: runner.nudge(REPLICATION)
     services.manifests.on_signing_queued = lambda: runner.nudge(SIGNING)
+    services.scanner.on_started = lambda: runner.nudge(SCANNING)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

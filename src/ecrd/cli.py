@@ -16,6 +16,7 @@ from ecrd.lifecycle.commands import lifecycle_group
 from ecrd.sealing_commands import sealing_group
 from ecrd.settings import Settings, SettingsError, load_settings
 from ecrd.signing_commands import signing_group
+from ecrd.vulndb_commands import vulndb_group
 
 # The metadata store is imported only by the commands that use it, so `ecrd --help` and
 # `ecrd serve --help` stay quick.
@@ -243,3 +244,4 @@ main.add_command(gc_command(store_options, _settings))
 main.add_command(lifecycle_group(store_options, _settings))
 main.add_command(sealing_group(store_options, _settings))
 main.add_command(signing_group(store_options, _settings))
+main.add_command(vulndb_group(store_options, _settings))

@@ -293,3 +293,19 @@ class TooManyBackfills(RegistryError):
 
 class SigningConfigurationNotFound(RegistryError):
     """The registry has no signing configuration."""
+
+
+class ScanNotFound(RegistryError):
+    """The image has not been scanned."""
+
+
+class ImageTypeUnsupported(RegistryError):
+    """The image is of a kind the scanner does not read (an index, a non-image artifact)."""
+
+
+class ScanQuotaExceeded(RegistryError):
+    """The image was scanned less than a day ago (ECR's one basic scan per image per day)."""
+
+
+class ScanOfArchivedImage(RegistryError):
+    """The image is archived: restore it before scanning."""

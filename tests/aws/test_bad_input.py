@@ -125,6 +125,11 @@ VALID: dict[str, dict[str, Any]] = {
     "PutSigningConfiguration": {"signingConfiguration": {"rules": []}},
     "GetSigningConfiguration": {},
     "DeleteSigningConfiguration": {},
+    "StartImageScan": {"repositoryName": "bad-input", "imageId": {"imageTag": "latest"}},
+    "DescribeImageScanFindings": {
+        "repositoryName": "bad-input",
+        "imageId": {"imageTag": "latest"},
+    },
     "DescribeImageSigningStatus": {
         "repositoryName": "bad-input",
         "imageId": {"imageTag": "latest"},

@@ -145,13 +145,14 @@ def test_processes_started_at_once_share_one_root_key_and_one_signing_key(
     # and each background job, due at once on the new store, ran once between them
     runs = "SELECT name, trigger, outcome FROM job_runs ORDER BY name"
     deadline = time.monotonic() + 30
-    while len(first.metadata_query(runs)) < 6 and time.monotonic() < deadline:
+    while len(first.metadata_query(runs)) < 7 and time.monotonic() < deadline:
         time.sleep(0.2)
     time.sleep(JOB_POLL_SECONDS * 1.5)  # every process has polled again since
     assert first.metadata_query(runs) == [
         ("garbage_collection", "schedule", "succeeded"),
         ("lifecycle", "schedule", "succeeded"),
         ("replication", "schedule", "succeeded"),
+        ("scanning", "schedule", "succeeded"),
         ("signing", "schedule", "succeeded"),
         ("signing_key_rotation", "schedule", "succeeded"),
         ("upload_sweep", "schedule", "succeeded"),

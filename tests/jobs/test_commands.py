@@ -151,6 +151,7 @@ def test_jobs_list_shows_the_schedule_and_the_last_run(cli_store: CliStore) -> N
         "lifecycle  every 1h  not scheduled yet (no server has started with it)",
         "replication  every 10s  not scheduled yet (no server has started with it)",
         "signing  every 10s  not scheduled yet (no server has started with it)",
+        "scanning  every 10s  not scheduled yet (no server has started with it)",
     ]
     assert cli_store.invoke("run", "upload_sweep").exit_code == 0
 

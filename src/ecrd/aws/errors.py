@@ -64,6 +64,10 @@ AWS_ERRORS: dict[type[errors.RegistryError], str | tuple[str, ...]] = {
     errors.BackfillStatusInvalid: "ReplicationBackfillInvalidStatusException",
     errors.TooManyBackfills: "LimitExceededException",
     errors.SigningConfigurationNotFound: "SigningConfigurationNotFoundException",
+    errors.ScanNotFound: "ScanNotFoundException",
+    errors.ImageTypeUnsupported: "UnsupportedImageTypeException",
+    errors.ScanQuotaExceeded: "LimitExceededException",
+    errors.ScanOfArchivedImage: "ImageArchivedException",
 }
 # The HTTP status of an error that is not the client's (400 otherwise). 507 rather than 500:
 # a full disk is a known condition with its own status, and clients do not retry it blindly.

@@ -26,6 +26,7 @@ GARBAGE_COLLECTION = "garbage_collection"
 LIFECYCLE = "lifecycle"
 REPLICATION = "replication"
 SIGNING = "signing"
+SCANNING = "scanning"
 
 
 def scheduled_jobs(services: RegistryServices, settings: Settings) -> list[Job]:
@@ -61,6 +62,9 @@ def scheduled_jobs(services: RegistryServices, settings: Settings) -> list[Job]:
     async def sign() -> Mapping[str, int]:
         outcome = await services.signing.run_due(replication_lease.total_seconds() / 2)
         return outcome.counts()
+
+    async def scan() -> Mapping[str, int]:
+        return await services.scanner.run_due(replication_lease.total_seconds() / 2)
 
     async def rotate_signing_key() -> Mapping[str, int]:
         return {"rotated": int(await services.tokens.rotate(rotation_age) is not None)}
@@ -120,6 +124,14 @@ def scheduled_jobs(services: RegistryServices, settings: Settings) -> list[Job]:
             lease=replication_lease,
             description="sign queued images with their signing profiles' keys (also "
             "replication_interval_seconds)",
+        ),
+        Job(
+            name=SCANNING,
+            interval=timedelta(seconds=settings.replication_interval_seconds),
+            run=scan,
+            lease=replication_lease,
+            description="scan images whose scans were started, against the advisories "
+            "`ecrd vulndb import` loaded (also replication_interval_seconds)",
         ),
     ]
 

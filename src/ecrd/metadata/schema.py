@@ -28,6 +28,8 @@
     signing_profiles                              (keys ecrd signs with, per profile ARN; sealed)
     registries ─< signing_configurations          (the registry's signing rules, as JSON)
     registries ─< image_signatures                (per image and profile: queue and status)
+    vulnerabilities ─< vulnerability_packages     (OSV advisories `ecrd vulndb import` loaded)
+    repositories ─< image_scans                   (per image: the scan's status and findings)
 
 Blobs are stored once per store and keyed by digest; a repository may use one only through a
 repository_blobs link. What a manifest references is kept as rows so that "is this in use",
@@ -611,4 +613,45 @@ image_signatures = Table(
         name="uq_image_signatures_image_profile",
     ),
     Index(None, "status", "not_before"),
+)
+
+vulnerabilities = Table(
+    "vulnerabilities",
+    metadata,
+    Column("id", String(128), primary_key=True),  # the OSV id
+    Column("name", String(128), nullable=False),  # the CVE id when it has one
+    Column("summary", Text, nullable=False),
+    Column("uri", String(1024), nullable=False),
+    Column("severity", String(16), nullable=False),
+    Column("cvss_vector", String(256), nullable=True),
+)
+
+vulnerability_packages = Table(
+    "vulnerability_packages",
+    metadata,
+    Column(
+        "vulnerability_id",
+        ForeignKey("vulnerabilities.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("ecosystem", String(64), primary_key=True),  # `Debian:12`, `Alpine:v3.19`, `PyPI`
+    Column("package", String(256), primary_key=True),
+    # The OSV `affected` entry's ranges and versions.
+    Column("affected_json", Text, nullable=False),
+    # A scan asks for the advisories of its packages.
+    Index(None, "ecosystem", "package"),
+)
+
+image_scans = Table(
+    "image_scans",
+    metadata,
+    Column("repository_id", ForeignKey("repositories.id", ondelete="CASCADE"), primary_key=True),
+    Column("digest", DIGEST, primary_key=True),
+    # IN_PROGRESS, COMPLETE, FAILED, UNSUPPORTED_IMAGE
+    Column("status", String(32), nullable=False),
+    Column("description", String(512), nullable=False),
+    Column("started_at", Timestamp, nullable=False),
+    Column("completed_at", Timestamp, nullable=True),
+    Column("findings_json", Text, nullable=True),
+    Index(None, "status", "started_at"),
 )

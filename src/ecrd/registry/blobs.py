@@ -25,6 +25,10 @@ class BlobService:
             raise BlobNotFound(f"blob {canonical} is not in repository {repository.name}")
         return blob
 
+    async def linked_in(self, repository_id: int, digest: str) -> Blob | None:
+        """The blob if the repository (by id, for background work) links it."""
+        return await self._records.linked(repository_id, digest)
+
     def read(self, blob: Blob, start: int, end: int) -> AsyncIterator[bytes]:
         return self._blob_store.read(blob.digest, start, end)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -80,6 +80,8 @@ class ManifestService:
         # Called when a push queued replication, so the job runs soon (set by the app).
         self.on_replication_queued: Callable[[], None] | None = None
         self.on_signing_queued: Callable[[], None] | None = None
+        # Awaited after every store (scan on push; set when services are built).
+        self.on_stored: Callable[[Repository, StoredManifest], Awaitable[None]] | None = None
 
     def prepare_put(
         self,
@@ -153,6 +155,8 @@ class ManifestService:
             self.on_replication_queued()
         if stored.signing_queued and self.on_signing_queued is not None:
             self.on_signing_queued()
+        if self.on_stored is not None:
+            await self.on_stored(repository, stored)
         return stored
 
     async def store_replica(self, repository: Repository, push: ManifestPush) -> StoredManifest:
@@ -200,6 +204,10 @@ class ManifestService:
     ) -> Manifest | None:
         """The manifest a tag, a digest, or both name in the repository; None if none does."""
         return await self._manifests.find(repository.id, tag, digest)
+
+    async def find_by_id(self, repository_id: int, digest: str) -> Manifest | None:
+        """The manifest with `digest` in the repository (by id, for background work)."""
+        return await self._manifests.find(repository_id, None, digest)
 
     async def delete(self, repository: Repository, reference: str) -> None:
         """Delete a tag, or a manifest with all its tags when given a digest."""

@@ -15,6 +15,7 @@ from ecrd.metadata.creation_templates import CreationTemplateStore
 from ecrd.metadata.database import Database
 from ecrd.metadata.garbage import GarbageStore
 from ecrd.metadata.identities import IdentityStore
+from ecrd.metadata.image_scans import ScanStore, VulnerabilityStore
 from ecrd.metadata.images import ImageStore
 from ecrd.metadata.lifecycle import LifecycleStore
 from ecrd.metadata.manifests import ManifestStore
@@ -46,6 +47,7 @@ from ecrd.registry.pull_time_exclusions import PullTimeExclusionService
 from ecrd.registry.replication import ReplicationService
 from ecrd.registry.replication_backfills import BackfillService
 from ecrd.registry.repositories import RepositoryService
+from ecrd.registry.scanner import ScanService
 from ecrd.registry.scanning_configurations import ScanningConfigurationService
 from ecrd.registry.secrets import SecretService
 from ecrd.registry.signing import SigningService
@@ -98,6 +100,8 @@ class RegistryServices:
     scanning: ScanningConfigurationService
     # Managed signing: configurations, the profiles' keys, and the `signing` job's work.
     signing: SigningService
+    # Image scans and the advisories they match against.
+    scanner: ScanService
 
     async def registry_for_host(self, host: str | None) -> Registry:
         """The registry a data-plane request addresses: by its Host when a domain is set."""
@@ -187,6 +191,14 @@ def build_services(
         settings.pull_through_refresh_seconds,
     )
     images = ImageService(manifests, image_store)
+    scanner = ScanService(
+        ScanStore(database),
+        VulnerabilityStore(database),
+        manifests,
+        blobs,
+        ScanningConfigurationStore(database),
+    )
+    manifests.on_stored = scanner.scan_if_on_push
     authorizer = Authorizer(registries, repository_store)
     replication_store = ReplicationStore(database)
     replication = ReplicationService(
@@ -246,4 +258,5 @@ def build_services(
             manifests,
             uploads,
         ),
+        scanner=scanner,
     )

@@ -15,6 +15,7 @@ from ecrd.aws.ecr import (
     replication,
     repositories,
     scanning,
+    scans,
     signing,
     storage_classes,
 )
@@ -58,6 +59,8 @@ OPERATIONS: dict[str, Operation] = {
     "PutAccountSetting": registry.put_account_setting,
     "PutRegistryScanningConfiguration": scanning.put_registry_scanning_configuration,
     "GetRegistryScanningConfiguration": scanning.get_registry_scanning_configuration,
+    "StartImageScan": scans.start_image_scan,
+    "DescribeImageScanFindings": scans.describe_image_scan_findings,
     "PutSigningConfiguration": signing.put_signing_configuration,
     "GetSigningConfiguration": signing.get_signing_configuration,
     "DeleteSigningConfiguration": signing.delete_signing_configuration,

@@ -8,10 +8,12 @@ import logging
 from typing import Any
 
 from ecrd.aws.calls import Call
+from ecrd.aws.ecr.scan_answers import findings_summary, scan_status
 from ecrd.aws.errors import AwsError
 from ecrd.aws.pagination import decode_token, encode_token
 from ecrd.digests import Digest, is_valid_digest
 from ecrd.errors import ManifestReferenced, MediaTypeMissing, ParameterInvalid, RegistryError
+from ecrd.metadata.image_scans import ImageScan
 from ecrd.metadata.images import ImageSummary
 from ecrd.metadata.records import Manifest, Registry, Repository, utcnow
 from ecrd.metadata.storage_classes import ACTIVATING, ACTIVE, activated_at, status_of
@@ -206,8 +208,8 @@ async def batch_delete_image(call: Call, params: dict[str, Any]) -> dict[str, An
     return {"imageIds": deleted, "failures": failures}
 
 
-def image_detail(registry: Registry, repository: Repository, image: ImageSummary
-                  ) -> dict[str, Any]:  # fmt: skip
+def image_detail(registry: Registry, repository: Repository, image: ImageSummary,
+                 scan: ImageScan | None = None) -> dict[str, Any]:  # fmt: skip
     now = utcnow()
     detail: dict[str, Any] = {
         "registryId": registry.account_id,
@@ -232,6 +234,11 @@ def image_detail(registry: Registry, repository: Repository, image: ImageSummary
         detail["lastRecordedPullTime"] = image.last_pulled_at
     if image.subject_digest is not None:
         detail["subjectManifestDigest"] = image.subject_digest
+    if scan is not None:
+        detail["imageScanStatus"] = scan_status(scan)
+        summary = findings_summary(scan)
+        if summary is not None:
+            detail["imageScanFindingsSummary"] = summary
     return detail
 
 
@@ -263,8 +270,14 @@ async def describe_images(call: Call, params: dict[str, Any]) -> dict[str, Any]:
     scope = f"DescribeImages:{repository.id}:{tag_status}:{image_status}"
     after = decode_token(scope, params.get("nextToken"), int)
     page = await call.services.images.page(repository, tag_status, after, limit, image_status)
+    scans = await call.services.scanner.of_images(
+        repository, [image.digest for image in page.images]
+    )
     output: dict[str, Any] = {
-        "imageDetails": [image_detail(registry, repository, image) for image in page.images]
+        "imageDetails": [
+            image_detail(registry, repository, image, scans.get(image.digest))
+            for image in page.images
+        ]
     }
     if page.has_more:
         output["nextToken"] = encode_token(scope, page.images[-1].id)
@@ -295,8 +308,9 @@ async def _describe_by_ids(
     for image_id, digest in zip(image_ids, wanted, strict=True):
         if digest not in found:
             raise image_not_found(registry, repository, image_id)
+    scans = await call.services.scanner.of_images(repository, list(dict.fromkeys(wanted)))
     for digest in dict.fromkeys(wanted):
-        details.append(image_detail(registry, repository, found[digest]))
+        details.append(image_detail(registry, repository, found[digest], scans.get(digest)))
     return details
 
 

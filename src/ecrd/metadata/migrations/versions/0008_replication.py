@@ -1,5 +1,6 @@
 """account settings, replication configurations, replications and their backfills,
-registry scanning configurations, and signing profiles, configurations and image signatures
+registry scanning configurations, signing profiles, configurations and image signatures,
+vulnerability advisories and image scans
 
 Revision ID: 0008
 Revises: 0007
@@ -209,8 +210,71 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("registry_id", name=op.f("pk_signing_configurations")),
     )
 
+    op.create_table(
+        "vulnerabilities",
+        sa.Column("id", sa.String(length=128), nullable=False),
+        sa.Column("name", sa.String(length=128), nullable=False),
+        sa.Column("summary", sa.Text(), nullable=False),
+        sa.Column("uri", sa.String(length=1024), nullable=False),
+        sa.Column("severity", sa.String(length=16), nullable=False),
+        sa.Column("cvss_vector", sa.String(length=256), nullable=True),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_vulnerabilities")),
+    )
+    op.create_table(
+        "vulnerability_packages",
+        sa.Column("vulnerability_id", sa.String(length=128), nullable=False),
+        sa.Column("ecosystem", sa.String(length=64), nullable=False),
+        sa.Column("package", sa.String(length=256), nullable=False),
+        sa.Column("affected_json", sa.Text(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["vulnerability_id"],
+            ["vulnerabilities.id"],
+            name=op.f("fk_vulnerability_packages_vulnerability_id_vulnerabilities"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint(
+            "vulnerability_id", "ecosystem", "package", name=op.f("pk_vulnerability_packages")
+        ),
+    )
+    op.create_index(
+        op.f("ix_vulnerability_packages_ecosystem_package"),
+        "vulnerability_packages",
+        ["ecosystem", "package"],
+        unique=False,
+    )
+    op.create_table(
+        "image_scans",
+        sa.Column("repository_id", sa.Integer(), nullable=False),
+        sa.Column("digest", sa.String(length=160), nullable=False),
+        sa.Column("status", sa.String(length=32), nullable=False),
+        sa.Column("description", sa.String(length=512), nullable=False),
+        sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("completed_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("findings_json", sa.Text(), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["repository_id"],
+            ["repositories.id"],
+            name=op.f("fk_image_scans_repository_id_repositories"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("repository_id", "digest", name=op.f("pk_image_scans")),
+    )
+    op.create_index(
+        op.f("ix_image_scans_status_started_at"),
+        "image_scans",
+        ["status", "started_at"],
+        unique=False,
+    )
+
 
 def downgrade() -> None:
+    op.drop_index(op.f("ix_image_scans_status_started_at"), table_name="image_scans")
+    op.drop_table("image_scans")
+    op.drop_index(
+        op.f("ix_vulnerability_packages_ecosystem_package"), table_name="vulnerability_packages"
+    )
+    op.drop_table("vulnerability_packages")
+    op.drop_table("vulnerabilities")
     op.drop_table("signing_configurations")
     op.drop_index(op.f("ix_image_signatures_status_not_before"), table_name="image_signatures")
     op.drop_table("image_signatures")

@@ -1,0 +1,126 @@
+"""Version order per ecosystem, as OSV's affected ranges are read in each (OSV: "the ecosystem's
+own version ordering").
+
+    Debian   dpkg's algorithm (epoch, upstream, revision; `~` sorts before anything)
+    Alpine   apk's (numeric parts, letter, `_alpha` < `_beta` < `_pre` < `_rc` < none <
+             `_cvs` < `_svn` < `_git` < `_hg` < `_p`, then `-rN`)
+    PyPI     PEP 440, through `packaging`
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+from packaging.version import InvalidVersion, Version
+
+Compare = Callable[[str, str], int]
+
+
+def _sign(value: int) -> int:
+    return (value > 0) - (value < 0)
+
+
+# Debian
+
+
+def _dpkg_order(character: str) -> int:
+    if character == "~":
+        return -1
+    if character.isdigit():
+        return 0
+    if character.isalpha():
+        return ord(character)
+    return ord(character) + 256
+
+
+def _dpkg_part(left: str, right: str) -> int:
+    i = j = 0
+    while i < len(left) or j < len(right):
+        first_difference = 0
+        while (i < len(left) and not left[i].isdigit()) or (
+            j < len(right) and not right[j].isdigit()
+        ):
+            a = _dpkg_order(left[i]) if i < len(left) else 0
+            b = _dpkg_order(right[j]) if j < len(right) else 0
+            if a != b:
+                return _sign(a - b)
+            i += 1
+            j += 1
+        while i < len(left) and left[i] == "0":
+            i += 1
+        while j < len(right) and right[j] == "0":
+            j += 1
+        while i < len(left) and left[i].isdigit() and j < len(right) and right[j].isdigit():
+            if not first_difference:
+                first_difference = ord(left[i]) - ord(right[j])
+            i += 1
+            j += 1
+        if i < len(left) and left[i].isdigit():
+            return 1
+        if j < len(right) and right[j].isdigit():
+            return -1
+        if first_difference:
+            return _sign(first_difference)
+    return 0
+
+
+def _dpkg_split(version: str) -> tuple[int, str, str]:
+    epoch = 0
+    if ":" in version:
+        head, version = version.split(":", 1)
+        epoch = int(head) if head.isdigit() else 0
+    upstream, _, revision = version.rpartition("-") if "-" in version else (version, "", "")
+    return epoch, upstream, revision
+
+
+def compare_debian(left: str, right: str) -> int:
+    a, b = _dpkg_split(left), _dpkg_split(right)
+    if a[0] != b[0]:
+        return _sign(a[0] - b[0])
+    return _dpkg_part(a[1], b[1]) or _dpkg_part(a[2], b[2])
+
+
+# Alpine
+
+_APK_SUFFIXES = {"alpha": -4, "beta": -3, "pre": -2, "rc": -1, "cvs": 1, "svn": 2, "git": 3,
+                 "hg": 4, "p": 5}  # fmt: skip
+_APK = re.compile(r"^(?P<numbers>\d+(?:\.\d+)*)(?P<letter>[a-z]?)(?P<suffixes>(?:_[a-z]+\d*)*)"
+                  r"(?:-r(?P<release>\d+))?$")  # fmt: skip
+
+
+def _apk_key(version: str) -> tuple[object, ...]:
+    match = _APK.match(version)
+    if match is None:
+        return ((), 0, (), 0, version)
+    numbers = tuple(int(part) for part in match["numbers"].split("."))
+    letter = ord(match["letter"]) if match["letter"] else 0
+    suffixes = []
+    for suffix in re.findall(r"_([a-z]+)(\d*)", match["suffixes"]):
+        suffixes.append((_APK_SUFFIXES.get(suffix[0], 0), int(suffix[1] or 0)))
+    # No suffix sorts between the pre-release ones and the post-release ones.
+    suffixes.append((0, 0))
+    return (numbers, letter, tuple(suffixes), int(match["release"] or 0), "")
+
+
+def compare_alpine(left: str, right: str) -> int:
+    a, b = _apk_key(left), _apk_key(right)
+    return (a > b) - (a < b)
+
+
+# PyPI
+
+
+def compare_pypi(left: str, right: str) -> int:
+    try:
+        a, b = Version(left), Version(right)
+    except InvalidVersion:
+        return (left > right) - (left < right)
+    return (a > b) - (a < b)
+
+
+def comparer(ecosystem: str) -> Compare | None:
+    """The version order of an OSV ecosystem (`Debian:12` is Debian's); None for one ecrd
+    cannot order."""
+    family = ecosystem.split(":", 1)[0]
+    return {"Debian": compare_debian, "Alpine": compare_alpine, "PyPI": compare_pypi}.get(family)

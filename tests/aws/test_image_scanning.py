@@ -1,0 +1,312 @@
+"""Image scanning with real findings: small images built here with known package versions
+(Debian's dpkg status, Alpine's apk database, Python dist-info), a small OSV fixture loaded
+with `ecrd vulndb import`, and StartImageScan / the image-scan-complete waiter /
+DescribeImageScanFindings listing exactly the advisories that apply."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import tarfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.api_errors import expect_error
+from tests.aws.images_helpers import descriptor, digest_of, ensure_layer, index_manifest, put_image
+from tests.conftest import EcrdServer
+
+OCI_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
+
+DEBIAN_STATUS = """\
+Package: bash
+Status: install ok installed
+Version: 5.2.15-2+b2
+
+Package: libssl3
+Status: install ok installed
+Source: openssl
+Version: 3.0.9-1
+
+Package: zlib1g
+Status: install ok installed
+Source: zlib (1:1.2.13.dfsg-1)
+Version: 1:1.2.13.dfsg-1
+
+Package: libold
+Status: deinstall ok config-files
+Source: openssl
+Version: 1.1.1n-0
+"""
+
+APK_INSTALLED = """\
+P:musl
+V:1.2.4-r2
+o:musl
+
+P:busybox
+V:1.36.1-r15
+o:busybox
+
+"""
+
+
+def advisory(
+    identifier: str, ecosystem: str, package: str, fixed: str, level: str, **extra: Any
+) -> dict[str, Any]:
+    events = [{"introduced": "0"}, {"fixed": fixed}]
+    return {
+        "id": identifier,
+        "summary": f"{package} before {fixed}",
+        "affected": [
+            {
+                "package": {"ecosystem": ecosystem, "name": package},
+                "ranges": [{"type": "ECOSYSTEM", "events": events}],
+            }
+        ],
+        "database_specific": {"severity": level},
+        **extra,
+    }  # fmt: skip
+
+
+ADVISORIES = [
+    # affects libssl3 3.0.9-1 (source openssl) on Debian 12
+    advisory("DSA-0001-1", "Debian:12", "openssl", "3.0.11-1", "HIGH", aliases=["CVE-2023-0001"]),
+    # the same source on another release: not this image's
+    advisory("DSA-0002-1", "Debian:11", "openssl", "9.9.9-1", "CRITICAL"),
+    # fixed exactly at the installed version: not affected
+    advisory("DSA-0003-1", "Debian:12", "zlib", "1:1.2.13.dfsg-1", "MEDIUM"),
+    # Python package, MODERATE as GitHub writes it
+    advisory(
+        "GHSA-aaaa-bbbb-cccc",
+        "PyPI",
+        "requests",
+        "2.31.0",
+        "MODERATE",
+        aliases=["CVE-2023-0003"],
+        severity=[{"type": "CVSS_V3", "score": "CVSS:3.1/AV:N/AC:H/PR:N/UI:R/S:U/C:H/I:N/A:N"}],
+    ),  # fmt: skip
+    # a package the second layer deleted (whiteout): not reported
+    advisory("GHSA-dddd-eeee-ffff", "PyPI", "urllib3", "2.0.0", "HIGH"),
+    # Alpine: musl r2 < r3 is affected; busybox r15 > r10 is not
+    advisory("ALPINE-0001", "Alpine:v3.19", "musl", "1.2.4-r3", "HIGH", aliases=["CVE-2023-0004"]),
+    advisory("ALPINE-0002", "Alpine:v3.19", "busybox", "1.36.1-r10", "LOW"),
+]
+
+
+def layer(files: dict[str, bytes | None]) -> bytes:
+    """A gzip tar layer; a None value is a whiteout of that path."""
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w") as archive:
+        for path, data in files.items():
+            if data is None:
+                folder, _, name = path.rpartition("/")
+                path = f"{folder}/.wh.{name}" if folder else f".wh.{name}"
+                data = b""
+            info = tarfile.TarInfo(path)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    return gzip.compress(raw.getvalue(), mtime=0)
+
+
+def push_layers(ecr: Any, repository: str, layers: list[bytes], tag: str) -> str:
+    """An OCI image of `layers` put through the API; its digest."""
+    config = json.dumps({"architecture": "amd64", "os": "linux", "seed": uuid.uuid4().hex})
+    descriptors = []
+    for data in layers:
+        ensure_layer(ecr, repository, data)
+        descriptors.append(descriptor(OCI_LAYER, data))
+    ensure_layer(ecr, repository, config.encode())
+    manifest = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": descriptor("application/vnd.oci.image.config.v1+json", config),
+            "layers": descriptors,
+        }
+    )
+    put_image(ecr, repository, manifest, tag)
+    return digest_of(manifest)
+
+
+@pytest.fixture(scope="module")
+def scanning_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EcrdServer]:
+    folder = tmp_path_factory.mktemp("scans")
+    instance = EcrdServer(folder / "data", environment={"ECRD_JOB_POLL_SECONDS": "0.5"})
+    instance.start()
+    # the fixture database: one record per file in a folder, and a list in one file
+    records = folder / "osv"
+    records.mkdir()
+    for record in ADVISORIES[:-2]:
+        (records / f"{record['id']}.json").write_text(json.dumps(record))
+    (records / "alpine.json").write_text(json.dumps(ADVISORIES[-2:]))
+    (records / "broken.json").write_text("{not json")
+    imported = instance.ecrd_command("vulndb", "import", str(records))
+    assert imported.returncode == 0, imported.stderr
+    assert imported.stdout.strip() == (
+        f"loaded {len(ADVISORIES)} advisories; skipped 1 that are not OSV records"
+    )
+    yield instance
+    instance.stop()
+
+
+def findings_of(ecr: Any, repository: str, digest: str) -> list[tuple[str, str, str, str]]:
+    waiter = ecr.get_waiter("image_scan_complete")
+    waiter.wait(
+        repositoryName=repository,
+        imageId={"imageDigest": digest},
+        WaiterConfig={"Delay": 1, "MaxAttempts": 60},
+    )
+    answer = ecr.describe_image_scan_findings(
+        repositoryName=repository, imageId={"imageDigest": digest}
+    )
+    assert answer["imageScanStatus"]["status"] == "COMPLETE"
+    found = []
+    for finding in answer["imageScanFindings"]["findings"]:
+        attributes = {item["key"]: item["value"] for item in finding["attributes"]}
+        found.append(
+            (
+                finding["name"],
+                attributes["package_name"],
+                attributes["package_version"],
+                finding["severity"],
+            )
+        )
+    return sorted(found)
+
+
+def debian_image(ecr: Any, repository: str, tag: str = "v1") -> str:
+    site = "usr/lib/python3/dist-packages/../site-packages"
+    base = layer(
+        {
+            "etc/os-release": b'ID=debian\nVERSION_ID="12"\nPRETTY_NAME="Debian 12"\n',
+            "var/lib/dpkg/status": DEBIAN_STATUS.encode(),
+            f"{site}/urllib3-1.26.0.dist-info/METADATA": b"Name: urllib3\nVersion: 1.26.0\n",
+        }
+    )
+    top = layer(
+        {
+            f"{site}/requests-2.25.0.dist-info/METADATA": b"Name: requests\nVersion: 2.25.0\n",
+            f"{site}/urllib3-1.26.0.dist-info": None,  # removed in this layer
+        }
+    )
+    return push_layers(ecr, repository, [base, top], tag)
+
+
+def test_a_scan_lists_exactly_the_advisories_that_apply(scanning_server: EcrdServer) -> None:
+    ecr = scanning_server.ecr()
+    ecr.create_repository(repositoryName="scan/debian")
+    digest = debian_image(ecr, "scan/debian")
+    started = ecr.start_image_scan(repositoryName="scan/debian", imageId={"imageTag": "v1"})
+    assert started["imageScanStatus"]["status"] == "IN_PROGRESS"
+    assert started["imageId"] == {"imageDigest": digest, "imageTag": "v1"}
+    assert findings_of(ecr, "scan/debian", digest) == [
+        ("CVE-2023-0001", "libssl3", "3.0.9-1", "HIGH"),
+        ("CVE-2023-0003", "requests", "2.25.0", "MEDIUM"),
+    ]
+    answer = ecr.describe_image_scan_findings(
+        repositoryName="scan/debian", imageId={"imageDigest": digest}
+    )
+    findings = answer["imageScanFindings"]
+    assert findings["findingSeverityCounts"] == {"HIGH": 1, "MEDIUM": 1}
+    [requests] = [f for f in findings["findings"] if f["name"] == "CVE-2023-0003"]
+    assert {"key": "CVSS3_VECTOR", "value": ADVISORIES[3]["severity"][0]["score"]} in (
+        requests["attributes"]
+    )
+    assert requests["uri"] == "https://osv.dev/vulnerability/GHSA-aaaa-bbbb-cccc"
+    # paginated
+    first = ecr.describe_image_scan_findings(
+        repositoryName="scan/debian", imageId={"imageDigest": digest}, maxResults=1
+    )
+    assert len(first["imageScanFindings"]["findings"]) == 1
+    rest = ecr.describe_image_scan_findings(
+        repositoryName="scan/debian",
+        imageId={"imageDigest": digest},
+        maxResults=1,
+        nextToken=first["nextToken"],
+    )
+    assert len(rest["imageScanFindings"]["findings"]) == 1 and "nextToken" not in rest
+    # DescribeImages shows the scan
+    detail = ecr.describe_images(repositoryName="scan/debian")["imageDetails"][0]
+    assert detail["imageScanStatus"]["status"] == "COMPLETE"
+    assert detail["imageScanFindingsSummary"]["findingSeverityCounts"] == {"HIGH": 1, "MEDIUM": 1}
+    # one basic scan per image per day
+    expect_error(
+        "LimitExceededException",
+        ecr.start_image_scan,
+        repositoryName="scan/debian",
+        imageId={"imageDigest": digest},
+    )
+
+
+def test_an_alpine_image_is_read_from_its_apk_database(scanning_server: EcrdServer) -> None:
+    ecr = scanning_server.ecr()
+    ecr.create_repository(repositoryName="scan/alpine")
+    alpine = layer(
+        {
+            "etc/os-release": b"ID=alpine\nVERSION_ID=3.19.1\n",
+            "lib/apk/db/installed": APK_INSTALLED.encode(),
+        }
+    )
+    digest = push_layers(ecr, "scan/alpine", [alpine], "v1")
+    ecr.start_image_scan(repositoryName="scan/alpine", imageId={"imageDigest": digest})
+    assert findings_of(ecr, "scan/alpine", digest) == [
+        ("CVE-2023-0004", "musl", "1.2.4-r2", "HIGH")
+    ]
+
+
+def test_scan_on_push_and_what_cannot_be_scanned(scanning_server: EcrdServer) -> None:
+    ecr = scanning_server.ecr()
+    ecr.create_repository(
+        repositoryName="scan/on-push", imageScanningConfiguration={"scanOnPush": True}
+    )
+    digest = debian_image(ecr, "scan/on-push")
+    # pushed, so scanned without StartImageScan
+    assert len(findings_of(ecr, "scan/on-push", digest)) == 2
+    # an image never scanned
+    ecr.create_repository(repositoryName="scan/errors")
+    plain = debian_image(ecr, "scan/errors")
+    expect_error(
+        "ScanNotFoundException",
+        ecr.describe_image_scan_findings,
+        repositoryName="scan/errors",
+        imageId={"imageDigest": plain},
+    )
+    # an index is not an image the scanner reads
+    child = ecr.batch_get_image(repositoryName="scan/errors", imageIds=[{"imageDigest": plain}])
+    index = index_manifest([child["images"][0]["imageManifest"]])
+    put_image(ecr, "scan/errors", index, "multi")
+    expect_error(
+        "UnsupportedImageTypeException",
+        ecr.start_image_scan,
+        repositoryName="scan/errors",
+        imageId={"imageTag": "multi"},
+    )
+    expect_error(
+        "ImageNotFoundException",
+        ecr.start_image_scan,
+        repositoryName="scan/errors",
+        imageId={"imageTag": "missing"},
+    )
+    # an archived image is refused until restored
+    archived = debian_image(ecr, "scan/errors", "old")
+    ecr.update_image_storage_class(
+        repositoryName="scan/errors",
+        imageId={"imageDigest": archived},
+        targetStorageClass="ARCHIVE",
+    )
+    expect_error(
+        "ImageArchivedException",
+        ecr.start_image_scan,
+        repositoryName="scan/errors",
+        imageId={"imageDigest": archived},
+    )
+
+
+def test_the_import_refuses_nothing_silently(scanning_server: EcrdServer, tmp_path: Path) -> None:
+    missing = scanning_server.ecrd_command("vulndb", "import", str(tmp_path / "nothing-here"))
+    assert missing.returncode != 0
