@@ -332,6 +332,13 @@ class Settings(BaseSettings):
         '(`ECRD_REPLICATION_REMOTES=\'{"111122223333/eu-west-1": {"url": '
         '"https://ecrd.eu.internal", "access_key_id": "...", "secret_access_key": "..."}}\'`).',
     )
+    scan_concurrency: int = Field(
+        2,
+        ge=1,
+        le=64,
+        description="How many images a process scans at once (each streams its layers "
+        "through a temporary file and reads them in a worker thread).",
+    )
     job_poll_seconds: float = Field(
         5.0,
         ge=0.1,

@@ -8,6 +8,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import subprocess
 import tarfile
 import uuid
 from collections.abc import Iterator
@@ -18,7 +19,13 @@ import pytest
 
 from tests.api_errors import expect_error
 from tests.aws.images_helpers import descriptor, digest_of, ensure_layer, index_manifest, put_image
-from tests.conftest import EcrdServer
+from tests.conftest import (
+    REGION,
+    ROOT_ACCESS_KEY_ID,
+    ROOT_SECRET_ACCESS_KEY,
+    EcrdServer,
+    clean_environment,
+)
 
 OCI_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
 
@@ -95,6 +102,9 @@ ADVISORIES = [
     # Alpine: musl r2 < r3 is affected; busybox r15 > r10 is not
     advisory("ALPINE-0001", "Alpine:v3.19", "musl", "1.2.4-r3", "HIGH", aliases=["CVE-2023-0004"]),
     advisory("ALPINE-0002", "Alpine:v3.19", "busybox", "1.36.1-r10", "LOW"),
+    # npm: lodash 4.17.20 < 4.17.21 is affected; a scoped package at its fixed version is not
+    advisory("GHSA-npm1-npm1-npm1", "npm", "lodash", "4.17.21", "CRITICAL", aliases=["CVE-2021-1"]),
+    advisory("GHSA-npm2-npm2-npm2", "npm", "@scope/tool", "2.0.0", "HIGH"),
 ]
 
 
@@ -141,9 +151,9 @@ def scanning_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EcrdSe
     # the fixture database: one record per file in a folder, and a list in one file
     records = folder / "osv"
     records.mkdir()
-    for record in ADVISORIES[:-2]:
+    for record in ADVISORIES[:-4]:
         (records / f"{record['id']}.json").write_text(json.dumps(record))
-    (records / "alpine.json").write_text(json.dumps(ADVISORIES[-2:]))
+    (records / "alpine-and-npm.json").write_text(json.dumps(ADVISORIES[-4:]))
     (records / "broken.json").write_text("{not json")
     imported = instance.ecrd_command("vulndb", "import", str(records))
     assert imported.returncode == 0, imported.stderr
@@ -243,20 +253,45 @@ def test_a_scan_lists_exactly_the_advisories_that_apply(scanning_server: EcrdSer
     )
 
 
-def test_an_alpine_image_is_read_from_its_apk_database(scanning_server: EcrdServer) -> None:
+def test_an_alpine_image_with_npm_packages_through_the_aws_cli(
+    scanning_server: EcrdServer,
+) -> None:
     ecr = scanning_server.ecr()
     ecr.create_repository(repositoryName="scan/alpine")
+    modules = "usr/lib/node_modules"
     alpine = layer(
         {
             "etc/os-release": b"ID=alpine\nVERSION_ID=3.19.1\n",
             "lib/apk/db/installed": APK_INSTALLED.encode(),
+            f"{modules}/lodash/package.json": b'{"name": "lodash", "version": "4.17.20"}',
+            f"{modules}/@scope/tool/package.json": b'{"name": "@scope/tool", "version": "2.0.0"}',
         }
     )
-    digest = push_layers(ecr, "scan/alpine", [alpine], "v1")
-    ecr.start_image_scan(repositoryName="scan/alpine", imageId={"imageDigest": digest})
-    assert findings_of(ecr, "scan/alpine", digest) == [
-        ("CVE-2023-0004", "musl", "1.2.4-r2", "HIGH")
-    ]
+    push_layers(ecr, "scan/alpine", [alpine], "v1")
+    environment = {
+        **clean_environment(),
+        "AWS_ACCESS_KEY_ID": ROOT_ACCESS_KEY_ID,
+        "AWS_SECRET_ACCESS_KEY": ROOT_SECRET_ACCESS_KEY,
+        "AWS_DEFAULT_REGION": REGION,
+    }
+    aws = [".venv/bin/aws", "ecr", "--endpoint-url", scanning_server.url]
+    image = ["--repository-name", "scan/alpine", "--image-id", "imageTag=v1"]
+    for command in (["start-image-scan"], ["wait", "image-scan-complete"]):
+        done = subprocess.run(
+            [*aws, *command, *image], capture_output=True, text=True, timeout=120, env=environment
+        )
+        assert done.returncode == 0, done.stderr
+    described = subprocess.run(
+        [*aws, "describe-image-scan-findings", *image],
+        capture_output=True, text=True, timeout=60, env=environment,
+    )  # fmt: skip
+    answer = json.loads(described.stdout)
+    found = sorted(
+        (f["name"], {a["key"]: a["value"] for a in f["attributes"]}["package_name"])
+        for f in answer["imageScanFindings"]["findings"]
+    )
+    assert found == [("CVE-2021-1", "lodash"), ("CVE-2023-0004", "musl")]
+    assert answer["imageScanFindings"]["findingSeverityCounts"] == {"CRITICAL": 1, "HIGH": 1}
 
 
 def test_scan_on_push_and_what_cannot_be_scanned(scanning_server: EcrdServer) -> None:
@@ -267,6 +302,20 @@ def test_scan_on_push_and_what_cannot_be_scanned(scanning_server: EcrdServer) ->
     digest = debian_image(ecr, "scan/on-push")
     # pushed, so scanned without StartImageScan
     assert len(findings_of(ecr, "scan/on-push", digest)) == 2
+    # the registry's rules scan on push too, where the repository's own flag is off
+    ecr.put_registry_scanning_configuration(
+        scanType="BASIC",
+        rules=[
+            {
+                "scanFrequency": "SCAN_ON_PUSH",
+                "repositoryFilters": [{"filter": "scan/by-rule*", "filterType": "WILDCARD"}],
+            }
+        ],
+    )
+    ecr.create_repository(repositoryName="scan/by-rule")
+    by_rule = debian_image(ecr, "scan/by-rule")
+    assert len(findings_of(ecr, "scan/by-rule", by_rule)) == 2
+    ecr.put_registry_scanning_configuration(scanType="BASIC", rules=[])
     # an image never scanned
     ecr.create_repository(repositoryName="scan/errors")
     plain = debian_image(ecr, "scan/errors")

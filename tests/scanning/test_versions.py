@@ -6,7 +6,13 @@ from __future__ import annotations
 import pytest
 
 from ecrd.scanning.osv import RecordInvalid, is_affected, parse_record
-from ecrd.scanning.versions import compare_alpine, compare_debian, compare_pypi, comparer
+from ecrd.scanning.versions import (
+    compare_alpine,
+    compare_debian,
+    compare_pypi,
+    compare_semver,
+    comparer,
+)
 
 pytestmark = pytest.mark.metadata_independent
 
@@ -113,3 +119,22 @@ def test_records_that_are_not_osv_are_refused() -> None:
         parse_record({"summary": "no id"})
     record = parse_record({"id": "GHSA-x", "aliases": ["CVE-1"], "affected": [{"package": "bad"}]})
     assert (record.name, record.affected, record.severity) == ("CVE-1", (), "UNDEFINED")
+
+
+@pytest.mark.parametrize(
+    ("lower", "higher"),
+    [
+        ("1.0.0-alpha", "1.0.0"),
+        ("1.0.0-alpha", "1.0.0-alpha.1"),
+        ("1.0.0-alpha.1", "1.0.0-alpha.beta"),
+        ("1.0.0-beta.2", "1.0.0-beta.11"),
+        ("1.0.0-rc.1", "1.0.0"),
+        ("1.9.0", "1.10.0"),
+        ("4.17.20", "4.17.21"),
+    ],
+)
+def test_npm_order_is_semver(lower: str, higher: str) -> None:
+    assert compare_semver(lower, higher) < 0
+    assert compare_semver(higher, lower) > 0
+    assert compare_semver("1.0.0+build.1", "1.0.0") == 0
+    assert comparer("npm") is compare_semver

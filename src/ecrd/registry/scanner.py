@@ -11,6 +11,7 @@ images (ScanOfArchivedImage).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
@@ -86,12 +87,15 @@ class ScanService:
         manifests: ManifestService,
         blobs: BlobService,
         configurations: ScanningConfigurationStore,
+        concurrency: int = 2,
     ) -> None:
         self._scans = scans
         self.advisories = advisories
         self._manifests = manifests
         self._blobs = blobs
         self._configurations = configurations
+        # How many images one process scans at once (each holds a layer's temporary file).
+        self._concurrency = max(1, concurrency)
         # Called when a scan starts, so that the job runs soon (set by the app).
         self.on_started: Any = None
 
@@ -139,20 +143,25 @@ class ScanService:
     async def run_due(self, deadline_seconds: float) -> dict[str, int]:
         counts = {"scanned": 0, "failed": 0}
         deadline = time.monotonic() + deadline_seconds
-        while time.monotonic() < deadline:
-            batch = await self._scans.due(BATCH)
-            if not batch:
-                break
-            for scan in batch:
+        limit = asyncio.Semaphore(self._concurrency)
+
+        async def one(scan: ImageScan) -> None:
+            async with limit:
                 try:
                     findings = await self._scan(scan)
                 except Exception as error:  # one image's failure must not stop the others
                     logger.warning("scanning %s failed", scan.digest, exc_info=True)
                     await self._scans.finish(scan, FAILED, f"The scan failed: {error}"[:500], None)
                     counts["failed"] += 1
-                    continue
+                    return
                 await self._scans.finish(scan, COMPLETE, _COMPLETE_TEXT, findings)
                 counts["scanned"] += 1
+
+        while time.monotonic() < deadline:
+            batch = await self._scans.due(BATCH)
+            if not batch:
+                break
+            await asyncio.gather(*(one(scan) for scan in batch))
         return counts
 
     async def _scan(self, scan: ImageScan) -> list[dict[str, Any]]:

@@ -197,6 +197,7 @@ def build_services(
         manifests,
         blobs,
         ScanningConfigurationStore(database),
+        settings.scan_concurrency,
     )
     manifests.on_stored = scanner.scan_if_on_push
     authorizer = Authorizer(registries, repository_store)

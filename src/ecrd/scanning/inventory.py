@@ -3,12 +3,14 @@
 
 Only the files that name installed packages are kept from each layer, each at most
 MAX_FILE_BYTES: the dpkg status file (Debian, Ubuntu), the apk database (Alpine), Python
-`*.dist-info/METADATA`, and `etc/os-release` (which release the OS packages belong to).
+`*.dist-info/METADATA`, npm's `node_modules/<name>/package.json`, and `etc/os-release`
+(which release the OS packages belong to).
 A layer is read as a stream of its tar entries (gzip or plain), never whole in memory.
 """
 
 from __future__ import annotations
 
+import json
 import posixpath
 import tarfile
 from collections.abc import Iterable
@@ -34,9 +36,21 @@ class Package:
 
 
 def _wanted(path: str) -> bool:
-    return path in (DPKG_STATUS, APK_INSTALLED, *OS_RELEASE) or (
-        path.endswith(".dist-info/METADATA") and "site-packages/" in path
+    return (
+        path in (DPKG_STATUS, APK_INSTALLED, *OS_RELEASE)
+        or (path.endswith(".dist-info/METADATA") and "site-packages/" in path)
+        or _is_npm_manifest(path)
     )
+
+
+def _is_npm_manifest(path: str) -> bool:
+    """`.../node_modules/<name>/package.json` or `.../node_modules/@scope/<name>/package.json`."""
+    parts = path.split("/")
+    if len(parts) < 3 or parts[-1] != "package.json":
+        return False
+    if parts[-3] == "node_modules":
+        return not parts[-2].startswith("@")
+    return len(parts) >= 4 and parts[-4] == "node_modules" and parts[-3].startswith("@")
 
 
 class Filesystem:
@@ -78,7 +92,9 @@ class Filesystem:
         if APK_INSTALLED in self.files:
             found += _apk(self.files[APK_INSTALLED].decode("utf-8", "replace"), os_ecosystem)
         for path, data in sorted(self.files.items()):
-            if path.endswith(".dist-info/METADATA"):
+            if _is_npm_manifest(path):
+                found += _npm(data)
+            elif path.endswith(".dist-info/METADATA"):
                 headers = HeaderParser().parsestr(data.decode("utf-8", "replace"))
                 name, version = headers.get("Name"), headers.get("Version")
                 if name and version:
@@ -137,6 +153,19 @@ def _dpkg(text: str, ecosystems: dict[str, str]) -> list[Package]:
         source = fields.get("Source", name).split(" ")[0]
         found.append(Package(name, source, version, ecosystems["debian"]))
     return found
+
+
+def _npm(data: bytes) -> list[Package]:
+    try:
+        document = json.loads(data)
+    except ValueError:
+        return []
+    if not isinstance(document, dict):
+        return []
+    name, version = document.get("name"), document.get("version")
+    if not isinstance(name, str) or not isinstance(version, str):
+        return []
+    return [Package(name, name, version, "npm")]
 
 
 def _apk(text: str, ecosystems: dict[str, str]) -> list[Package]:

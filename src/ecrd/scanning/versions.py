@@ -5,6 +5,7 @@ own version ordering").
     Alpine   apk's (numeric parts, letter, `_alpha` < `_beta` < `_pre` < `_rc` < none <
              `_cvs` < `_svn` < `_git` < `_hg` < `_p`, then `-rN`)
     PyPI     PEP 440, through `packaging`
+    npm      SemVer 2.0.0 (major.minor.patch, a pre-release sorting before its release)
 """
 
 from __future__ import annotations
@@ -119,8 +120,37 @@ def compare_pypi(left: str, right: str) -> int:
     return (a > b) - (a < b)
 
 
+# npm
+
+_SEMVER = re.compile(r"^v?(\d+)\.(\d+)\.(\d+)(?:-([0-9A-Za-z.-]+))?(?:\+[0-9A-Za-z.-]+)?$")
+
+
+def _semver_key(version: str) -> tuple[object, ...]:
+    match = _SEMVER.match(version.strip())
+    if match is None:
+        return (0, 0, 0, 0, ((1, 0, version),))
+    major, minor, patch = (int(match[n]) for n in (1, 2, 3))
+    if match[4] is None:
+        return (major, minor, patch, 1, ())
+    # Identifiers: numbers sort numerically and before text.
+    parts = tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in match[4].split("."))
+    return (major, minor, patch, 0, parts)
+
+
+def compare_semver(left: str, right: str) -> int:
+    a, b = _semver_key(left), _semver_key(right)
+    return (a > b) - (a < b)
+
+
 def comparer(ecosystem: str) -> Compare | None:
     """The version order of an OSV ecosystem (`Debian:12` is Debian's); None for one ecrd
     cannot order."""
     family = ecosystem.split(":", 1)[0]
-    return {"Debian": compare_debian, "Alpine": compare_alpine, "PyPI": compare_pypi}.get(family)
+    orders = {
+        "Debian": compare_debian,
+        "Ubuntu": compare_debian,
+        "Alpine": compare_alpine,
+        "PyPI": compare_pypi,
+        "npm": compare_semver,
+    }
+    return orders.get(family)
