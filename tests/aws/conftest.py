@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import random
+import string
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -31,6 +33,12 @@ def unvalidated_client(server: EcrdServer) -> Any:
 @pytest.fixture
 def ecr(server: EcrdServer) -> Any:
     return ecr_client(server)
+
+
+@pytest.fixture
+def region() -> str:
+    """A region of the test's own: a registry nothing else has put settings or rules in."""
+    return "tt-" + "".join(random.choices(string.ascii_lowercase, k=10)) + "-1"
 
 
 @pytest.fixture

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import random
-import string
 import subprocess
 from collections.abc import Iterator
 from typing import Any
@@ -33,12 +31,6 @@ def settings_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EcrdSe
     instance.start()
     yield instance
     instance.stop()
-
-
-@pytest.fixture
-def region() -> str:
-    """A region of the test's own: a registry with no setting put yet."""
-    return "tt-" + "".join(random.choices(string.ascii_lowercase, k=10)) + "-1"
 
 
 @pytest.fixture

@@ -33,12 +33,6 @@ def cache_server(tmp_path_factory: pytest.TempPathFactory) -> Any:
 
 
 @pytest.fixture
-def region() -> str:
-    """A region of its own, so each test starts with a registry without rules."""
-    return "tt-" + "".join(random.choices(string.ascii_lowercase, k=10)) + "-1"
-
-
-@pytest.fixture
 def ecr(cache_server: EcrdServer, region: str) -> Any:
     return cache_server.ecr("ecr", region_name=region)
 

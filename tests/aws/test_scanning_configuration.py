@@ -4,8 +4,6 @@ rules and the repository's own scanOnPush."""
 
 from __future__ import annotations
 
-import random
-import string
 from collections.abc import Iterator
 from typing import Any
 
@@ -21,12 +19,6 @@ def scanning_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EcrdSe
     instance.start()
     yield instance
     instance.stop()
-
-
-@pytest.fixture
-def region() -> str:
-    """A region of the test's own: a registry with no scanning configuration yet."""
-    return "tt-" + "".join(random.choices(string.ascii_lowercase, k=10)) + "-1"
 
 
 @pytest.fixture

@@ -7,8 +7,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import random
-import string
 from collections.abc import Iterator
 from typing import Any
 
@@ -53,11 +51,6 @@ def certificates(signing_server: EcrdServer) -> dict[str, str]:
         assert result.stdout.startswith("-----BEGIN CERTIFICATE-----")
         made[profile_arn(name)] = result.stdout
     return made
-
-
-@pytest.fixture
-def region() -> str:
-    return "tt-" + "".join(random.choices(string.ascii_lowercase, k=10)) + "-1"
 
 
 def wildcard(*filters: str) -> list[dict[str, str]]:

@@ -22,6 +22,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from ecrd.metadata.database import Database
 from ecrd.metadata.records import as_utc, utcnow
+from ecrd.metadata.registry_documents import RegistryDocumentStore
 from ecrd.metadata.schema import registries, replication_configurations, replications, repositories
 
 PUSH = "push"
@@ -200,41 +201,17 @@ def _record(row: Any) -> Replication:
 class ReplicationStore:
     def __init__(self, database: Database) -> None:
         self._database = database
+        self._configurations = RegistryDocumentStore(database, replication_configurations)
 
     async def configuration(self, registry_id: int) -> dict[str, Any] | None:
-        query = select(replication_configurations.c.configuration_json).where(
-            replication_configurations.c.registry_id == registry_id
-        )
-        text = await self._database.read(lambda connection: connection.execute(query).scalar())
-        return None if text is None else dict(json.loads(text))
+        return await self._configurations.get(registry_id)
 
     async def set_configuration(self, registry_id: int, configuration: dict[str, Any]) -> None:
         """Replace the registry's rules; no rules removes the configuration."""
-        module = postgresql if self._database.dialect == "postgresql" else sqlite
-        now = utcnow()
-
-        def work(connection: Connection) -> None:
-            if not configuration.get("rules"):
-                connection.execute(
-                    delete(replication_configurations).where(
-                        replication_configurations.c.registry_id == registry_id
-                    )
-                )
-                return
-            statement = module.insert(replication_configurations).values(
-                registry_id=registry_id,
-                configuration_json=json.dumps(configuration),
-                updated_at=now,
-            )
-            connection.execute(
-                statement.on_conflict_do_update(
-                    index_elements=["registry_id"],
-                    set_={"configuration_json": statement.excluded.configuration_json,
-                          "updated_at": now},
-                )
-            )  # fmt: skip
-
-        await self._database.write(work)
+        if configuration.get("rules"):
+            await self._configurations.put(registry_id, configuration)
+        else:
+            await self._configurations.remove(registry_id)
 
     async def queue(
         self,

@@ -21,6 +21,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from ecrd.metadata.database import Database
 from ecrd.metadata.records import as_utc, utcnow
+from ecrd.metadata.registry_documents import RegistryDocumentStore
 from ecrd.metadata.schema import (
     image_signatures,
     registries,
@@ -28,7 +29,6 @@ from ecrd.metadata.schema import (
     signing_configurations,
     signing_profiles,
 )
-from ecrd.metadata.statements import upsert
 from ecrd.sealing import Keyring, ResealReport, Unsealable, key_id_of
 
 IN_PROGRESS = "IN_PROGRESS"
@@ -247,43 +247,17 @@ class SigningStore:
 
     def __init__(self, database: Database) -> None:
         self._database = database
+        self._configurations = RegistryDocumentStore(database, signing_configurations)
 
     async def configuration(self, registry_id: int) -> dict[str, Any] | None:
-        query = select(signing_configurations.c.configuration_json).where(
-            signing_configurations.c.registry_id == registry_id
-        )
-        text = await self._database.read(lambda connection: connection.execute(query).scalar())
-        return None if text is None else dict(json.loads(text))
+        return await self._configurations.get(registry_id)
 
     async def set_configuration(self, registry_id: int, configuration: dict[str, Any]) -> None:
-        statement = upsert(
-            self._database.dialect,
-            signing_configurations,
-            ["registry_id"],
-            registry_id=registry_id,
-            configuration_json=json.dumps(configuration),
-            updated_at=utcnow(),
-        )
-
-        def work(connection: Connection) -> None:
-            connection.execute(statement)
-
-        await self._database.write(work)
+        await self._configurations.put(registry_id, configuration)
 
     async def delete_configuration(self, registry_id: int) -> dict[str, Any] | None:
         """Remove the configuration; the one removed, or None when there was none."""
-        mine = signing_configurations.c.registry_id == registry_id
-
-        def work(connection: Connection) -> dict[str, Any] | None:
-            text = connection.execute(
-                select(signing_configurations.c.configuration_json).where(mine)
-            ).scalar()
-            if text is None:
-                return None
-            connection.execute(delete(signing_configurations).where(mine))
-            return dict(json.loads(text))
-
-        return await self._database.write(work)
+        return await self._configurations.remove(registry_id)
 
     async def due(self, now: datetime, limit: int) -> list[ImageSignature]:
         query = (
