@@ -91,7 +91,7 @@ def vulndb_group(
                     for _where, data in bar:
                         try:
                             records = _records(data)
-                        except ValueError:
+                        except (ValueError, RecursionError):
                             skipped += 1
                             continue
                         for record in records:

@@ -8,6 +8,7 @@ from ecrd.aws.calls import Call
 from ecrd.aws.ecr.images import digest_of
 from ecrd.aws.ecr.scan_answers import scan_status
 from ecrd.aws.pagination import decode_token, encode_token
+from ecrd.errors import ParameterInvalid
 from ecrd.metadata.image_scans import COMPLETE
 from ecrd.registry.scanner import severity_counts
 
@@ -44,6 +45,8 @@ async def describe_image_scan_findings(call: Call, params: dict[str, Any]) -> di
     limit = params.get("maxResults", DEFAULT_FINDINGS)
     scope = f"DescribeImageScanFindings:{repository.id}:{digest}:{scan.started_at.isoformat()}"
     start = decode_token(scope, params.get("nextToken"), int) or 0
+    if start < 0:
+        raise ParameterInvalid("Invalid parameter at 'nextToken': the token is not valid")
     page = scan.findings[start : start + limit]
     findings: dict[str, Any] = {
         "findingSeverityCounts": severity_counts(scan.findings),
