@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, insert, select, tuple_, update
+from sqlalchemy import Connection, delete, insert, select, tuple_, update
 
 from ecrd.metadata.database import Database
 from ecrd.metadata.records import as_utc, as_utc_or_none, utcnow
@@ -101,12 +101,6 @@ class VulnerabilityStore:
                     connection.execute(insert(vulnerability_packages), list(rows.values()))
 
         await self._database.write(work)
-
-    async def count(self) -> int:
-        query = select(func.count()).select_from(vulnerabilities)
-        return await self._database.read(
-            lambda connection: int(connection.execute(query).scalar_one())
-        )
 
     async def for_packages(self, keys: Sequence[tuple[str, str]]) -> list[AdvisoryMatch]:
         """The advisories naming any of (ecosystem, package) `keys`."""

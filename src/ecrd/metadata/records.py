@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 
 
 def utcnow() -> datetime:
@@ -51,8 +52,18 @@ class TagFilter:
     filter: str
 
     def matches(self, tag: str) -> bool:
-        pattern = ".*".join(re.escape(part) for part in self.filter.split("*"))
-        return re.fullmatch(pattern, tag) is not None
+        return wildcard_matches(self.filter, tag)
+
+
+@lru_cache(maxsize=4096)
+def _wildcard(pattern: str) -> re.Pattern[str]:
+    return re.compile(".*".join(re.escape(part) for part in pattern.split("*")))
+
+
+def wildcard_matches(pattern: str, text: str) -> bool:
+    """Whether `text` matches an ECR filter in which `*` is any run of characters (tag
+    mutability exclusions, scanning and signing filters)."""
+    return _wildcard(pattern).fullmatch(text) is not None
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,24 @@ from sqlalchemy import Connection, Table, delete, select
 
 from ecrd.metadata.database import Database
 from ecrd.metadata.records import utcnow
+from ecrd.metadata.schema import repositories
 from ecrd.metadata.statements import upsert
+
+
+def document_of_repository(
+    connection: Connection, repository_id: int, table: Table
+) -> tuple[int, str, dict[str, Any]] | None:
+    """(registry id, repository name, document) for a repository whose registry has a
+    document in `table`, in one indexed join inside the caller's transaction; None when the
+    registry has none (the common case: a push then costs this one statement)."""
+    row = connection.execute(
+        select(repositories.c.registry_id, repositories.c.name, table.c.configuration_json)
+        .select_from(repositories.join(table, table.c.registry_id == repositories.c.registry_id))
+        .where(repositories.c.id == repository_id)
+    ).first()
+    if row is None:
+        return None
+    return row.registry_id, row.name, dict(json.loads(row.configuration_json))
 
 
 class RegistryDocumentStore:

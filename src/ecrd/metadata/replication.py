@@ -11,7 +11,6 @@ after a failure halfway is harmless.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -22,8 +21,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from ecrd.metadata.database import Database
 from ecrd.metadata.records import as_utc, utcnow
-from ecrd.metadata.registry_documents import RegistryDocumentStore
-from ecrd.metadata.schema import registries, replication_configurations, replications, repositories
+from ecrd.metadata.registry_documents import RegistryDocumentStore, document_of_repository
+from ecrd.metadata.schema import registries, replication_configurations, replications
 
 PUSH = "push"
 DELETE = "delete"
@@ -56,29 +55,17 @@ def queue_replication(connection: Connection, repository_id: int, digest: str, c
     removal (`change`) only where deletes are replicated. A delete also drops the image's
     status rows for the other destinations (there is no image left to describe). True when
     anything was queued."""
-    row = connection.execute(
-        select(
-            repositories.c.registry_id,
-            repositories.c.name,
-            replication_configurations.c.configuration_json,
-        )
-        .select_from(
-            repositories.join(
-                replication_configurations,
-                replication_configurations.c.registry_id == repositories.c.registry_id,
-            )
-        )
-        .where(repositories.c.id == repository_id)
-    ).first()
+    row = document_of_repository(connection, repository_id, replication_configurations)
     if row is None:
         return False  # the registry replicates nothing
-    destinations = destinations_for(json.loads(row.configuration_json), row.name)
+    registry_id, name, configuration = row
+    destinations = destinations_for(configuration, name)
     if change != PUSH:
         destinations = {key: True for key, deletes in destinations.items() if deletes}
     if change == DELETE:
         connection.execute(
             delete(replications).where(
-                _image(row.registry_id, row.name, digest)
+                _image(registry_id, name, digest)
                 & tuple_(
                     replications.c.destination_account, replications.c.destination_region
                 ).not_in(list(destinations) or [("", "")])
@@ -88,7 +75,7 @@ def queue_replication(connection: Connection, repository_id: int, digest: str, c
     # In one order for every writer, so that two changes of one image never lock its rows
     # crosswise (PostgreSQL would end one of them with a deadlock).
     for (account, region), deletes in sorted(destinations.items()):
-        _upsert(connection, row.registry_id, row.name, digest, account, region, deletes, now)
+        _upsert(connection, registry_id, name, digest, account, region, deletes, now)
     return bool(destinations)
 
 

@@ -381,12 +381,6 @@ class BackfillStore:
 
         await self._database.write(work)
 
-    async def status_of(self, backfill_id: str) -> str | None:
-        query = select(replication_backfills.c.status).where(
-            replication_backfills.c.id == backfill_id
-        )
-        return await self._database.read(lambda connection: connection.execute(query).scalar())
-
     async def results(
         self, backfill_id: str, status: str | None, after: int | None, limit: int
     ) -> list[BackfillResult]:

@@ -9,23 +9,19 @@ unless the last attempt FAILED). Referrers (signatures themselves among them) ar
 
 from __future__ import annotations
 
-import json
-import re
 from dataclasses import dataclass
 from datetime import datetime
-from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Connection, delete, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ecrd.metadata.database import Database
-from ecrd.metadata.records import as_utc, utcnow
-from ecrd.metadata.registry_documents import RegistryDocumentStore
+from ecrd.metadata.records import as_utc, utcnow, wildcard_matches
+from ecrd.metadata.registry_documents import RegistryDocumentStore, document_of_repository
 from ecrd.metadata.schema import (
     image_signatures,
     registries,
-    repositories,
     signing_configurations,
     signing_profiles,
 )
@@ -36,18 +32,13 @@ COMPLETE = "COMPLETE"
 FAILED = "FAILED"
 
 
-@lru_cache(maxsize=4096)
-def _wildcard(filter_text: str) -> re.Pattern[str]:
-    return re.compile(".*".join(re.escape(part) for part in filter_text.split("*")))
-
-
 def profiles_for(configuration: dict[str, Any], name: str) -> list[str]:
     """The signing profiles whose rules cover repository `name`, in rule order, each once (a
     rule without filters covers every repository; `*` in a filter matches any characters)."""
     found: list[str] = []
     for rule in configuration.get("rules") or ():
         filters = rule.get("repositoryFilters") or ()
-        if filters and not any(_wildcard(item["filter"]).fullmatch(name) for item in filters):
+        if filters and not any(wildcard_matches(item["filter"], name) for item in filters):
             continue
         if rule["signingProfileArn"] not in found:
             found.append(rule["signingProfileArn"])
@@ -57,30 +48,18 @@ def profiles_for(configuration: dict[str, Any], name: str) -> list[str]:
 def queue_signing(connection: Connection, repository_id: int, digest: str) -> bool:
     """Queue the image for signing with every profile the registry's rules give its
     repository, in the caller's transaction; True when anything was queued."""
-    row = connection.execute(
-        select(
-            repositories.c.registry_id,
-            repositories.c.name,
-            signing_configurations.c.configuration_json,
-        )
-        .select_from(
-            repositories.join(
-                signing_configurations,
-                signing_configurations.c.registry_id == repositories.c.registry_id,
-            )
-        )
-        .where(repositories.c.id == repository_id)
-    ).first()
+    row = document_of_repository(connection, repository_id, signing_configurations)
     if row is None:
         return False
-    profiles = profiles_for(json.loads(row.configuration_json), row.name)
+    registry_id, name, configuration = row
+    profiles = profiles_for(configuration, name)
     module = postgresql if connection.dialect.name == "postgresql" else sqlite
     now = utcnow()
     queued = False
     for arn in sorted(profiles):  # one lock order for every writer, as for replication
         statement = module.insert(image_signatures).values(
-            registry_id=row.registry_id,
-            repository_name=row.name,
+            registry_id=registry_id,
+            repository_name=name,
             digest=digest,
             profile_arn=arn,
             status=IN_PROGRESS,

@@ -17,6 +17,7 @@ import json
 import logging
 import tempfile
 import time
+from collections.abc import Callable
 from typing import Any
 
 import anyio.to_thread
@@ -97,7 +98,7 @@ class ScanService:
         # How many images one process scans at once (each holds a layer's temporary file).
         self._concurrency = max(1, concurrency)
         # Called when a scan starts, so that the job runs soon (set by the app).
-        self.on_started: Any = None
+        self.on_started: Callable[[], None] | None = None
 
     async def start(self, repository: Repository, manifest: Manifest) -> ImageScan:
         status = status_of(manifest.image_status, manifest.last_activated_at, utcnow())

@@ -13,13 +13,11 @@ them, as ECR resolves it.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
 from ecrd.errors import ParameterInvalid
-from ecrd.metadata.records import Registry, Repository
+from ecrd.metadata.records import Registry, Repository, wildcard_matches
 from ecrd.metadata.registries import RegistryStore
 from ecrd.metadata.scanning_configurations import ScanningConfigurationStore
 
@@ -44,16 +42,6 @@ class RepositoryScanning:
     @property
     def on_push(self) -> bool:
         return self.frequency in (SCAN_ON_PUSH, CONTINUOUS_SCAN)
-
-
-@lru_cache(maxsize=4096)
-def _wildcard(filter_text: str) -> re.Pattern[str]:
-    return re.compile(".*".join(re.escape(part) for part in filter_text.split("*")))
-
-
-def matches(filter_text: str, name: str) -> bool:
-    """Whether a WILDCARD filter covers a repository name (`*` matches any characters)."""
-    return _wildcard(filter_text).fullmatch(name) is not None
 
 
 def check_configuration(scan_type: str, rules: list[dict[str, Any]]) -> dict[str, Any]:
@@ -93,7 +81,9 @@ def resolve(configuration: dict[str, Any], repository: Repository) -> Repository
         if rule is None:
             continue
         applied = tuple(
-            item for item in rule["repositoryFilters"] if matches(item["filter"], repository.name)
+            item
+            for item in rule["repositoryFilters"]
+            if wildcard_matches(item["filter"], repository.name)
         )
         if applied:
             return RepositoryScanning(frequency, applied)
