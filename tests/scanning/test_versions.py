@@ -1,7 +1,11 @@
 """Version order per ecosystem, against the orders each ecosystem's own tools give (dpkg
---compare-versions, apk version -t, PEP 440), and OSV's range rules."""
+--compare-versions, apk version -t, PEP 440, rpm's own rpm.vercmp), and OSV's range rules."""
 
 from __future__ import annotations
+
+import itertools
+import shutil
+import subprocess
 
 import pytest
 
@@ -10,6 +14,7 @@ from ecrd.scanning.versions import (
     compare_alpine,
     compare_debian,
     compare_pypi,
+    compare_rpm,
     compare_semver,
     comparer,
 )
@@ -138,3 +143,93 @@ def test_npm_order_is_semver(lower: str, higher: str) -> None:
     assert compare_semver(higher, lower) > 0
     assert compare_semver("1.0.0+build.1", "1.0.0") == 0
     assert comparer("npm") is compare_semver
+
+
+@pytest.mark.parametrize(
+    ("lower", "higher"),
+    [
+        ("1.0", "1.1"),
+        ("1.0-1", "1.0-2"),
+        ("1.0-9.el9", "1.0-10.el9"),
+        ("1.0-1.el9", "1.0-1.el9_2"),
+        ("3.0.8-1.el9", "1:3.0.7-24.el9"),  # the epoch first; none is 0
+        ("1.0~rc1", "1.0"),  # ~ sorts before anything, even the end
+        ("1.0", "1.0^git1"),  # ^ sorts after the end, before anything else
+        ("1.0^git1", "1.0.1"),
+        ("1.0", "1.0a"),
+        ("1.a", "1.1"),  # numbers are newer than letters
+        ("2.9", "2.10"),
+    ],
+)
+def test_rpm_order(lower: str, higher: str) -> None:
+    assert compare_rpm(lower, higher) < 0
+    assert compare_rpm(higher, lower) > 0
+
+
+def test_rpm_equal_versions() -> None:
+    assert compare_rpm("005", "5") == 0  # leading zeros do not count
+    assert compare_rpm("1.0-1", "1.0") == 0  # no release on one side: versions decide
+    assert compare_rpm("1..0", "1.0") == 0  # separators are not compared
+    assert compare_rpm("0:1.0-1", "1.0-1") == 0
+
+
+RPM_SAMPLES = [
+    "1.0",
+    "2.0.1",
+    "1.0a",
+    "1.0~rc1",
+    "1.0^git1",
+    "1.0.1",
+    "005",
+    "5",
+    "a",
+    "1.0.aa",
+    "1.0.a",
+    "1..0",
+    "1.0^",
+    "1.0~",
+    "el9",
+    "el9_2",
+    "1.0_1",
+    "1.0+1",
+    "10",
+    "1.A",
+    "~",
+    "^",
+    "1.0~~",
+    "1.0~^",
+    "b2",
+    "2b",
+    "1.0.é",
+    "1.0é1",
+    "1.0.a^1",
+    "1^~",
+]
+
+
+def test_rpm_segments_order_as_rpm_itself_does() -> None:
+    """Every pair of the samples (version fields, no epoch or release) compared by the
+    installed rpm's own rpm.vercmp (through its Lua interpreter) and by ecrd."""
+    if shutil.which("rpm") is None:
+        pytest.fail("rpm is not installed (scripts/install-test-tools installs it)")
+    pairs = list(itertools.product(RPM_SAMPLES, RPM_SAMPLES))
+    script = " ".join(f'print(rpm.vercmp("{a}", "{b}") .. " ")' for a, b in pairs)
+    done = subprocess.run(
+        ["rpm", "--eval", f"%{{lua: {script}}}"], capture_output=True, text=True, timeout=60
+    )
+    answers = [int(word) for word in done.stdout.split()]
+    assert len(answers) == len(pairs), done.stderr
+    differing = [
+        (a, b, rpm_says)
+        for (a, b), rpm_says in zip(pairs, answers, strict=True)
+        if compare_rpm(a, b) != rpm_says
+    ]
+    assert differing == []
+
+
+def test_go_modules_order_as_semver_without_the_v() -> None:
+    go = comparer("Go")
+    assert go is not None
+    assert go("v0.7.0", "0.17.0") < 0
+    assert go("v1.2.0", "1.2.0") == 0
+    assert go("v0.0.0-20230101000000-abcdef123456", "0.0.0") < 0  # a pseudo-version

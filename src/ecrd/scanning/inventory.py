@@ -2,9 +2,12 @@
 (later layers win; `.wh.` whiteouts delete, `.wh..wh..opq` empties a directory).
 
 Only the files that name installed packages are kept from each layer, each at most
-MAX_FILE_BYTES: the dpkg status file (Debian, Ubuntu), the apk database (Alpine), Python
-`*.dist-info/METADATA`, npm's `node_modules/<name>/package.json`, and `etc/os-release`
-(which release the OS packages belong to).
+MAX_FILE_BYTES: the dpkg status file (Debian, Ubuntu), the apk database (Alpine), rpm's
+SQLite database (Fedora, RHEL 9 and its rebuilds, Amazon Linux 2023; at most MAX_RPMDB_BYTES),
+Python `*.dist-info/METADATA`, npm's `node_modules/<name>/package.json`, and
+`etc/os-release` (which release the OS packages belong to). Of executable files (ELF, at most
+MAX_EXECUTABLE_BYTES) only the Go build information is kept: the Go version (OSV's `stdlib`
+package) and the modules linked in.
 A layer is read as a stream of its tar entries (gzip or plain), never whole in memory.
 """
 
@@ -12,13 +15,19 @@ from __future__ import annotations
 
 import json
 import posixpath
+import re
 import tarfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from email.parser import HeaderParser
 from typing import IO
 
+from ecrd.scanning.go_buildinfo import GoBuild, read_executable
+from ecrd.scanning.rpmdb import RPMDB_SQLITE, read_database
+
 MAX_FILE_BYTES = 8 * 1024 * 1024
+MAX_RPMDB_BYTES = 256 * 1024 * 1024
+MAX_EXECUTABLE_BYTES = 1024 * 1024 * 1024
 DPKG_STATUS = "var/lib/dpkg/status"
 APK_INSTALLED = "lib/apk/db/installed"
 OS_RELEASE = ("etc/os-release", "usr/lib/os-release")
@@ -37,7 +46,7 @@ class Package:
 
 def _wanted(path: str) -> bool:
     return (
-        path in (DPKG_STATUS, APK_INSTALLED, *OS_RELEASE)
+        path in (DPKG_STATUS, APK_INSTALLED, RPMDB_SQLITE, *OS_RELEASE)
         or (path.endswith(".dist-info/METADATA") and "site-packages/" in path)
         or _is_npm_manifest(path)
     )
@@ -54,10 +63,17 @@ def _is_npm_manifest(path: str) -> bool:
 
 
 class Filesystem:
-    """The wanted files of the layers read so far, by path."""
+    """The wanted files of the layers read so far, and the Go programs, by path."""
 
     def __init__(self) -> None:
         self.files: dict[str, bytes] = {}
+        self.go_programs: dict[str, GoBuild] = {}
+
+    def _remove(self, gone: str, prefix: str) -> None:
+        """Remove `gone` and everything under `prefix` (a whiteout, an opaque directory)."""
+        for found in (self.files, self.go_programs):
+            for known in [p for p in found if p == gone or p.startswith(prefix)]:
+                del found[known]
 
     def apply_layer(self, stream: IO[bytes]) -> None:
         """Stack one layer (a tar stream, gzip or not) on what is there."""
@@ -66,23 +82,31 @@ class Filesystem:
                 path = posixpath.normpath(member.name.lstrip("./")).lstrip("/")
                 folder, base = posixpath.split(path)
                 if base == ".wh..wh..opq":
-                    prefix = f"{folder}/" if folder else ""
-                    for known in [p for p in self.files if p.startswith(prefix)]:
-                        del self.files[known]
+                    self._remove("", f"{folder}/" if folder else "")
                     continue
                 if base.startswith(".wh."):
                     gone = posixpath.join(folder, base[len(".wh.") :])
-                    for known in [p for p in self.files if p == gone or p.startswith(gone + "/")]:
-                        del self.files[known]
+                    self._remove(gone, gone + "/")
                     continue
+                # What a later layer puts at a path replaces what was there.
+                self.go_programs.pop(path, None)
                 if not _wanted(path):
+                    if _maybe_program(member):
+                        self._read_program(layer, member, path)
                     continue
-                if not member.isfile() or member.size > MAX_FILE_BYTES:
+                limit = MAX_RPMDB_BYTES if path == RPMDB_SQLITE else MAX_FILE_BYTES
+                if not member.isfile() or member.size > limit:
                     self.files.pop(path, None)
                     continue
                 extracted = layer.extractfile(member)
                 if extracted is not None:
-                    self.files[path] = extracted.read(MAX_FILE_BYTES)
+                    self.files[path] = extracted.read(limit)
+
+    def _read_program(self, layer: tarfile.TarFile, member: tarfile.TarInfo, path: str) -> None:
+        extracted = layer.extractfile(member)
+        build = read_executable(extracted) if extracted is not None else None
+        if build is not None:
+            self.go_programs[path] = build
 
     def packages(self) -> list[Package]:
         os_ecosystem = self._os_ecosystem()
@@ -91,6 +115,11 @@ class Filesystem:
             found += _dpkg(self.files[DPKG_STATUS].decode("utf-8", "replace"), os_ecosystem)
         if APK_INSTALLED in self.files:
             found += _apk(self.files[APK_INSTALLED].decode("utf-8", "replace"), os_ecosystem)
+        if RPMDB_SQLITE in self.files:
+            for rpm in read_database(self.files[RPMDB_SQLITE]):
+                found.append(Package(rpm.name, rpm.name, rpm.version, os_ecosystem["rpm"]))
+        for _path, build in sorted(self.go_programs.items()):
+            found += _go(build)
         for path, data in sorted(self.files.items()):
             if _is_npm_manifest(path):
                 found += _npm(data)
@@ -112,7 +141,7 @@ class Filesystem:
                     values[key.strip()] = value.strip().strip('"')
                 break
         release = values.get("VERSION_ID", "")
-        ecosystems = {"debian": "Debian", "alpine": "Alpine"}
+        ecosystems = {"debian": "Debian", "alpine": "Alpine", "rpm": _rpm_ecosystem(values)}
         if values.get("ID") == "debian":
             ecosystems["debian"] = f"Debian:{release.split('.')[0]}" if release else "Debian"
         if values.get("ID") == "ubuntu":
@@ -121,6 +150,62 @@ class Filesystem:
             minor = ".".join(release.split(".")[:2])
             ecosystems["alpine"] = f"Alpine:v{minor}" if minor else "Alpine"
         return ecosystems
+
+
+# OSV's names of the RPM distributions (os-release ID -> ecosystem); with the major release
+# where OSV writes one. Others are named by their os-release NAME.
+_RPM_ECOSYSTEMS = {
+    "rhel": ("Red Hat", False),
+    "almalinux": ("AlmaLinux", True),
+    "rocky": ("Rocky Linux", True),
+    "fedora": ("Fedora", True),
+    "amzn": ("Amazon Linux", True),
+    "ol": ("Oracle Linux", True),
+    "centos": ("CentOS", True),
+    "mageia": ("Mageia", True),
+    "opensuse-tumbleweed": ("openSUSE:Tumbleweed", False),
+    "opensuse-leap": ("openSUSE:Leap", True),
+    "sles": ("SUSE", False),
+}
+
+
+def _rpm_ecosystem(values: dict[str, str]) -> str:
+    name, with_release = _RPM_ECOSYSTEMS.get(values.get("ID", ""), (values.get("NAME", ""), False))
+    release = values.get("VERSION_ID", "")
+    if name.startswith("openSUSE:Leap") and release:
+        return f"{name} {release}"
+    if with_release and release:
+        return f"{name}:{release.split('.')[0]}"
+    return name or "RPM"
+
+
+def _go_version(go_version: str) -> str | None:
+    """`go1.21.5` -> `1.21.5`, `go1.21` -> `1.21.0`, `go1.22rc1` -> `1.22.0-rc.1` (how OSV
+    writes the Go toolchain's versions); None for a development build."""
+    match = re.fullmatch(r"go(\d+)\.(\d+)(?:\.(\d+))?(?:(rc|beta)(\d+))?", go_version)
+    if match is None:
+        return None
+    major, minor, patch, kind, number = match.groups()
+    version = f"{major}.{minor}.{patch or 0}"
+    return f"{version}-{kind}.{number}" if kind else version
+
+
+def _go(build: GoBuild) -> list[Package]:
+    found = []
+    toolchain = _go_version(build.go_version)
+    if toolchain is not None:
+        found.append(Package("stdlib", "stdlib", toolchain, "Go"))
+    modules = [build.main_module] if build.main_module else []
+    for path, version in modules + list(build.dependencies):
+        if version and version != "(devel)":
+            found.append(Package(path, path, version, "Go"))
+    return found
+
+
+def _maybe_program(member: tarfile.TarInfo) -> bool:
+    return (
+        member.isfile() and bool(member.mode & 0o111) and 64 < member.size <= MAX_EXECUTABLE_BYTES
+    )
 
 
 def _paragraphs(text: str) -> Iterable[dict[str, str]]:

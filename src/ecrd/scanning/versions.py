@@ -5,7 +5,10 @@ own version ordering").
     Alpine   apk's (numeric parts, letter, `_alpha` < `_beta` < `_pre` < `_rc` < none <
              `_cvs` < `_svn` < `_git` < `_hg` < `_p`, then `-rN`)
     PyPI     PEP 440, through `packaging`
-    npm      SemVer 2.0.0 (major.minor.patch, a pre-release sorting before its release)
+    npm, Go  SemVer 2.0.0 (major.minor.patch, a pre-release sorting before its release; Go's
+             `v` prefix ignored)
+    RPM      rpm's rpmvercmp on epoch, version and release (`~` sorts before anything, `^`
+             after the version it extends)
 """
 
 from __future__ import annotations
@@ -142,6 +145,86 @@ def compare_semver(left: str, right: str) -> int:
     return (a > b) - (a < b)
 
 
+# RPM
+
+
+def _rpm_alnum(character: str) -> bool:
+    # rpm's risalnum: ASCII letters and digits only; anything else separates.
+    return character.isascii() and character.isalnum()
+
+
+def _rpm_segments(left: str, right: str) -> int:
+    """rpmvercmp: alternating runs of digits and letters, separators skipped."""
+    if left == right:
+        return 0
+    i = j = 0
+    while i < len(left) or j < len(right):
+        while i < len(left) and not _rpm_alnum(left[i]) and left[i] not in "~^":
+            i += 1
+        while j < len(right) and not _rpm_alnum(right[j]) and right[j] not in "~^":
+            j += 1
+        a = left[i] if i < len(left) else ""
+        b = right[j] if j < len(right) else ""
+        if a == "~" or b == "~":  # a tilde sorts before everything, the end included
+            if a != "~":
+                return 1
+            if b != "~":
+                return -1
+            i, j = i + 1, j + 1
+            continue
+        if a == "^" or b == "^":  # a caret sorts after the end, before anything else
+            if not a:
+                return -1
+            if not b:
+                return 1
+            if a != "^":
+                return 1
+            if b != "^":
+                return -1
+            i, j = i + 1, j + 1
+            continue
+        if not a or not b:
+            break
+        numeric = a.isdigit()
+        kind = str.isdigit if numeric else str.isalpha
+        start_i, start_j = i, j
+        while i < len(left) and left[i].isascii() and kind(left[i]):
+            i += 1
+        while j < len(right) and right[j].isascii() and kind(right[j]):
+            j += 1
+        one, two = left[start_i:i], right[start_j:j]
+        if not two:  # a number is newer than letters
+            return 1 if numeric else -1
+        if numeric:
+            one, two = one.lstrip("0"), two.lstrip("0")
+            if len(one) != len(two):
+                return _sign(len(one) - len(two))
+        if one != two:
+            return 1 if one > two else -1
+    if i >= len(left) and j >= len(right):
+        return 0
+    return -1 if i >= len(left) else 1
+
+
+def _rpm_split(version: str) -> tuple[int, str, str]:
+    epoch = 0
+    head, colon, rest = version.partition(":")
+    if colon and head.isdigit():
+        epoch, version = int(head), rest
+    upstream, dash, release = version.rpartition("-")
+    return (epoch, upstream, release) if dash else (epoch, version, "")
+
+
+def compare_rpm(left: str, right: str) -> int:
+    a, b = _rpm_split(left), _rpm_split(right)
+    if a[0] != b[0]:
+        return _sign(a[0] - b[0])
+    order = _rpm_segments(a[1], b[1])
+    if order or not a[2] or not b[2]:
+        return order
+    return _rpm_segments(a[2], b[2])
+
+
 def comparer(ecosystem: str) -> Compare | None:
     """The version order of an OSV ecosystem (`Debian:12` is Debian's); None for one ecrd
     cannot order."""
@@ -152,5 +235,16 @@ def comparer(ecosystem: str) -> Compare | None:
         "Alpine": compare_alpine,
         "PyPI": compare_pypi,
         "npm": compare_semver,
+        "Go": compare_semver,
+        "Red Hat": compare_rpm,
+        "AlmaLinux": compare_rpm,
+        "Rocky Linux": compare_rpm,
+        "openSUSE": compare_rpm,
+        "SUSE": compare_rpm,
+        "Mageia": compare_rpm,
+        "Fedora": compare_rpm,
+        "Amazon Linux": compare_rpm,
+        "Oracle Linux": compare_rpm,
+        "CentOS": compare_rpm,
     }
     return orders.get(family)
