@@ -71,6 +71,7 @@ def vulndb_group(
         """Load OSV advisories from FILE_OR_DIR (files, folders, .zip archives)."""
         from ecrd.metadata.database import Database
         from ecrd.metadata.image_scans import VulnerabilityStore
+        from ecrd.metadata.records import utcnow
         from ecrd.scanning.osv import RecordInvalid, parse_record
 
         settings = load_settings(config_file, **flags)
@@ -82,6 +83,9 @@ def vulndb_group(
             try:
                 await database.migrate()
                 store = VulnerabilityStore(database)
+                # One time for the whole import: it is what scans' vulnerabilitySourceUpdatedAt
+                # shows, and what continuous scans compare with.
+                imported_at = utcnow()
                 batch = []
                 # On stderr, so that stdout is only the summary; shown on a terminal only.
                 progress: Any = click.progressbar(
@@ -102,11 +106,11 @@ def vulndb_group(
                             except RecordInvalid:
                                 skipped += 1
                         if len(batch) >= BATCH:
-                            await store.put_many(batch)
+                            await store.put_many(batch, imported_at)
                             loaded += len(batch)
                             batch = []
                     if batch:
-                        await store.put_many(batch)
+                        await store.put_many(batch, imported_at)
                         loaded += len(batch)
             finally:
                 await database.close()

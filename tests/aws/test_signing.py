@@ -8,6 +8,7 @@ import base64
 import hashlib
 import json
 from collections.abc import Iterator
+from functools import partial
 from typing import Any
 
 import pytest
@@ -319,3 +320,75 @@ def test_the_cli_lists_prints_and_deletes_profiles(
     resealed = signing_server.ecrd_command("sealing", "reseal")
     assert resealed.returncode == 0, resealed.stderr
     assert "0 signing profiles re-sealed" in resealed.stdout
+
+
+def test_the_pusher_needs_sign_payload_on_the_profile(
+    signing_server: EcrdServer, certificates: dict[str, str], region: str
+) -> None:
+    """ECR signs with the identity that pushed: a user whose policies do not allow
+    signer:SignPayload on the profile gets a FAILED status (nothing signed); one allowed on
+    that profile's ARN gets its push signed; the account's root needs no policy."""
+    arn = profile_arn("ecrd_ec")
+    push_images = {
+        "Effect": "Allow",
+        "Action": ["ecr:*"],
+        "Resource": "*",
+    }
+    without = signing_server.create_key(
+        user=f"pusher-{region}",
+        policies=[{"Version": "2012-10-17", "Statement": [push_images]}],
+    )
+    allowed = signing_server.create_key(
+        user=f"signer-{region}",
+        policies=[
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    push_images,
+                    {"Effect": "Allow", "Action": "signer:SignPayload", "Resource": arn},
+                ],
+            }
+        ],
+    )
+    elsewhere = signing_server.create_key(
+        user=f"other-profile-{region}",
+        policies=[
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    push_images,
+                    {
+                        "Effect": "Allow",
+                        "Action": "signer:SignPayload",
+                        "Resource": profile_arn("some_other"),
+                    },
+                ],
+            }
+        ],
+    )
+    root = signing_server.ecr(region_name=region)
+    root.put_signing_configuration(signingConfiguration={"rules": [{"signingProfileArn": arn}]})
+    root.create_repository(repositoryName="pushers")
+    outcomes, users = {}, {}
+    for who, key in (("without", without), ("allowed", allowed), ("elsewhere", elsewhere)):
+        as_user = signing_server.ecr_as(key, region_name=region)
+        outcomes[who] = new_image(as_user, "pushers", f"pushed by {who}", who)
+        users[who] = key.arn
+    by_root = new_image(root, "pushers", "pushed by root", "root")
+    for who in ("without", "elsewhere"):
+        [status] = eventually(partial(signing_statuses, root, "pushers", outcomes[who]), settled)
+        assert (status["status"], status["failureCode"]) == ("FAILED", "ACCESS_DENIED")
+        assert "signer:SignPayload" in status["failureReason"]
+        assert users[who] in status["failureReason"]
+        referrers = root.list_image_referrers(
+            repositoryName="pushers", subjectId={"imageDigest": outcomes[who]}
+        )
+        assert referrers["referrers"] == []
+    for digest in (outcomes["allowed"], by_root):
+        [status] = eventually(partial(signing_statuses, root, "pushers", digest), settled)
+        assert status == {"signingProfileArn": arn, "status": "COMPLETE"}
+        referrers = root.list_image_referrers(
+            repositoryName="pushers", subjectId={"imageDigest": digest}
+        )
+        assert [item["artifactType"] for item in referrers["referrers"]] == [NOTARY]
+    root.delete_signing_configuration()

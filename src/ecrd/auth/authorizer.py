@@ -4,7 +4,8 @@ keys, and asks the IAM evaluation for a decision. Both front doors call this."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -73,18 +74,10 @@ class Authorizer:
         if target.repository is not None and target.repository.policy_text:
             resource_texts.append(target.repository.policy_text)
         registry_policy, scope = await self._registries.policy_and_scope(target.registry.id)
-        try:
+        with _unreadable_denies(principal, actions[0], target.resource):
             identity = [_parsed(text, "identity") for text in principal.identity_policies]
             resource = [_parsed(text, "resource") for text in resource_texts]
             registry = [_parsed(registry_policy, "resource")] if registry_policy else []
-        except PolicyDocumentInvalid as error:
-            # A stored policy that no longer parses must not silently drop a Deny.
-            logger.error("a stored policy cannot be read: %s", error.message)
-            raise AccessDenied(
-                f"User: {principal.display_arn} is not authorized to perform: {actions[0]} on "
-                f"resource: {target.resource} because a policy that applies cannot be read",
-                principal,
-            ) from None
         context = await self._context(principal, target, origin, identity + resource + registry)
         for action in actions:
             governed = scope != "V1" or action in V1_POLICY_ACTIONS
@@ -101,6 +94,26 @@ class Authorizer:
             if not decision.allowed:
                 raise AccessDenied(decision.denial_message(request), principal)
 
+    def check_identity(
+        self, principal: Principal, action: str, resource: str, resource_account: str
+    ) -> None:
+        """Return if `principal` may do `action` to a resource of another service that has no
+        resource policy in ecrd (a signing profile): its identity policies decide, within its
+        own account (another account's resource needs a grant ecrd does not keep)."""
+        with _unreadable_denies(principal, action, resource):
+            identity = [_parsed(text, "identity") for text in principal.identity_policies]
+        request = AccessRequest(
+            principal=principal,
+            action=action,
+            resource=resource,
+            resource_account=resource_account,
+            context=_time_context(),
+            identity_policies=identity,
+        )
+        decision = evaluate(request)
+        if not decision.allowed:
+            raise AccessDenied(decision.denial_message(request), principal)
+
     async def _context(
         self,
         principal: Principal,
@@ -108,10 +121,8 @@ class Authorizer:
         origin: Origin,
         policies: list[PolicyDocument],
     ) -> dict[str, str | Sequence[str]]:
-        now = datetime.now(UTC)
         context: dict[str, str | Sequence[str]] = {
-            "aws:CurrentTime": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "aws:EpochTime": str(int(now.timestamp())),
+            **_time_context(),
             "aws:SecureTransport": "true" if origin.secure else "false",
             "aws:RequestedRegion": target.registry.region,
             "aws:ResourceAccount": target.registry.account_id,
@@ -131,3 +142,25 @@ class Authorizer:
                 context[f"aws:ResourceTag/{key}"] = value
         context.update(origin.extra)
         return context
+
+
+@contextmanager
+def _unreadable_denies(principal: Principal, action: str, resource: str) -> Iterator[None]:
+    """A stored policy that no longer parses must not silently drop a Deny: deny instead."""
+    try:
+        yield
+    except PolicyDocumentInvalid as error:
+        logger.error("a stored policy cannot be read: %s", error.message)
+        raise AccessDenied(
+            f"User: {principal.display_arn} is not authorized to perform: {action} on "
+            f"resource: {resource} because a policy that applies cannot be read",
+            principal,
+        ) from None
+
+
+def _time_context() -> dict[str, str | Sequence[str]]:
+    now = datetime.now(UTC)
+    return {
+        "aws:CurrentTime": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "aws:EpochTime": str(int(now.timestamp())),
+    }

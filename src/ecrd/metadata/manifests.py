@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, bindparam, delete, func, insert, select, update
 
+from ecrd.auth.principals import Principal
 from ecrd.errors import (
     ManifestBlobUnknown,
     ManifestChildUnknown,
@@ -129,10 +130,12 @@ class ManifestStore:
         immutable_tags: Container[str] = frozenset(),
         require_references: bool = True,
         replicate: bool = True,
+        pusher: Principal | None = None,
     ) -> StoredManifest:
         """Store a manifest and point `tag_or_tags` (one, several or none) at it, in one
         transaction, queueing its replication and signing where the registry's rules say (not
-        for a replica itself: `replicate` off; ECR replicates a push once).
+        for a replica itself: `replicate` off; ECR replicates a push once). `pusher` is who
+        pushed it (signed with that identity; None when ecrd itself stores it).
 
         Raises ManifestBlobUnknown when a referenced blob is not linked to the repository,
         ManifestChildUnknown when a child manifest is not in it (both unless
@@ -264,7 +267,7 @@ class ManifestStore:
             queued = changed and queue_replication(connection, repository_id, new.digest, PUSH)
             # Referrers (signatures among them) are not signed themselves.
             to_sign = changed and new.subject_digest is None
-            signing = to_sign and queue_signing(connection, repository_id, new.digest)
+            signing = to_sign and queue_signing(connection, repository_id, new.digest, pusher)
             return StoredManifest(
                 manifest=stored,
                 created=created,

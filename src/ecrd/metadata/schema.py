@@ -605,6 +605,12 @@ image_signatures = Table(
     Column("queued_at", Timestamp, nullable=False),
     Column("not_before", Timestamp, nullable=False),
     Column("updated_at", Timestamp, nullable=False),
+    # Who pushed the image: ECR signs with the pusher's identity, which needs
+    # signer:SignPayload on the profile. None when ecrd itself stored it (a pull-through
+    # cache's fetch), which is signed without that check.
+    Column("pusher_account_id", String(12), nullable=True),
+    Column("pusher_user_name", String(64), nullable=True),
+    Column("pusher_user_id", Integer, nullable=True),
     UniqueConstraint(
         "registry_id",
         "repository_name",
@@ -624,6 +630,10 @@ vulnerabilities = Table(
     Column("uri", String(1024), nullable=False),
     Column("severity", String(16), nullable=False),
     Column("cvss_vector", String(256), nullable=True),
+    # When `ecrd vulndb import` stored it: the newest is when the advisories last changed
+    # (vulnerabilitySourceUpdatedAt; continuous scans rematch images older than it).
+    Column("imported_at", Timestamp, nullable=True),
+    Index(None, "imported_at"),
 )
 
 vulnerability_packages = Table(
@@ -653,5 +663,14 @@ image_scans = Table(
     Column("started_at", Timestamp, nullable=False),
     Column("completed_at", Timestamp, nullable=True),
     Column("findings_json", Text, nullable=True),
+    # What the scan found installed (JSON list), so that a continuous scan can match it
+    # against newer advisories without reading the layers again.
+    Column("packages_json", Text, nullable=True),
+    # The advisories' import time the findings reflect (vulnerabilitySourceUpdatedAt).
+    Column("advisories_as_of", Timestamp, nullable=True),
+    # The advisories' import time the continuous-scan pass last considered this image at
+    # (rematched or, when its repository is not scanned continuously, passed over).
+    Column("checked_as_of", Timestamp, nullable=True),
     Index(None, "status", "started_at"),
+    Index(None, "status", "checked_as_of"),
 )

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import Connection, delete, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from ecrd.auth.principals import Principal
 from ecrd.metadata.database import Database
 from ecrd.metadata.records import as_utc, utcnow, wildcard_matches
 from ecrd.metadata.registry_documents import RegistryDocumentStore, document_of_repository
@@ -45,9 +46,12 @@ def profiles_for(configuration: dict[str, Any], name: str) -> list[str]:
     return found
 
 
-def queue_signing(connection: Connection, repository_id: int, digest: str) -> bool:
+def queue_signing(
+    connection: Connection, repository_id: int, digest: str, pusher: Principal | None
+) -> bool:
     """Queue the image for signing with every profile the registry's rules give its
-    repository, in the caller's transaction; True when anything was queued."""
+    repository, in the caller's transaction; True when anything was queued. The pusher is
+    kept: the signing job signs with that identity's permission."""
     row = document_of_repository(connection, repository_id, signing_configurations)
     if row is None:
         return False
@@ -56,6 +60,11 @@ def queue_signing(connection: Connection, repository_id: int, digest: str) -> bo
     module = postgresql if connection.dialect.name == "postgresql" else sqlite
     now = utcnow()
     queued = False
+    who = {
+        "pusher_account_id": pusher.account_id if pusher else None,
+        "pusher_user_name": pusher.user_name if pusher else None,
+        "pusher_user_id": pusher.user_id if pusher else None,
+    }
     for arn in sorted(profiles):  # one lock order for every writer, as for replication
         statement = module.insert(image_signatures).values(
             registry_id=registry_id,
@@ -67,6 +76,7 @@ def queue_signing(connection: Connection, repository_id: int, digest: str) -> bo
             queued_at=now,
             not_before=now,
             updated_at=now,
+            **who,
         )
         # Signed once: only a FAILED attempt is queued again by a later push.
         again = statement.on_conflict_do_update(
@@ -79,6 +89,7 @@ def queue_signing(connection: Connection, repository_id: int, digest: str) -> bo
                 "queued_at": now,
                 "not_before": now,
                 "updated_at": now,
+                **who,
             },
             where=image_signatures.c.status == FAILED,
         )
@@ -116,6 +127,10 @@ class ImageSignature:
     failure_code: str | None
     failure_reason: str | None
     attempts: int
+    # Who pushed the image (None: ecrd itself stored it).
+    pusher_account_id: str | None = None
+    pusher_user_name: str | None = None
+    pusher_user_id: int | None = None
 
 
 def _context(arn: str) -> str:
@@ -308,6 +323,9 @@ _COLUMNS = (
     image_signatures.c.failure_code,
     image_signatures.c.failure_reason,
     image_signatures.c.attempts,
+    image_signatures.c.pusher_account_id,
+    image_signatures.c.pusher_user_name,
+    image_signatures.c.pusher_user_id,
 )
 _WITH_REGISTRY = image_signatures.join(
     registries, registries.c.id == image_signatures.c.registry_id

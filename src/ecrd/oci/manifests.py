@@ -89,7 +89,10 @@ async def put_manifest(request: Request) -> Response:
     repository = await repository_to_write(request)
     # The spec lets a registry accept manifests whose blobs it lacks; ECR does not.
     stored = await services.manifests.store_prepared(
-        repository, push, require_references=settings.strict_references
+        repository,
+        push,
+        require_references=settings.strict_references,
+        pusher=getattr(request.state, "principal", None),
     )
     manifest = stored.manifest
     headers = {

@@ -54,9 +54,11 @@ class ImageService:
         tag: str | None,
         digest: str | None,
         require_references: bool = True,
+        pusher: Principal | None = None,
     ) -> StoredManifest:
-        """PutImage: store the manifest, tagged when `tag` is given. Its media type is
-        `media_type` or the one the manifest names, never guessed (MediaTypeMissing).
+        """PutImage: store the manifest, tagged when `tag` is given, pushed by `pusher`. Its
+        media type is `media_type` or the one the manifest names, never guessed
+        (MediaTypeMissing).
 
         Raises DigestMismatch when `digest` is not the manifest's, ImageAlreadyExists when
         the same manifest (and tag) is there already (unless it was archived: putting it
@@ -76,6 +78,7 @@ class ImageService:
                 digest,
                 require_references,
                 infer_media_type=False,
+                pusher=pusher,
             )
         except DigestMismatch as error:
             raise DigestMismatch(

@@ -131,15 +131,21 @@ class ManifestService:
         expected_digest: str | None,
         require_references: bool = True,
         infer_media_type: bool = True,
+        pusher: Principal | None = None,
     ) -> StoredManifest:
         """Check and store a manifest (see `prepare`) in one step."""
         push = self.prepare(payload, content_type, tags, expected_digest, infer_media_type)
-        return await self.store_prepared(repository, push, require_references)
+        return await self.store_prepared(repository, push, require_references, pusher)
 
     async def store_prepared(
-        self, repository: Repository, push: ManifestPush, require_references: bool = True
+        self,
+        repository: Repository,
+        push: ManifestPush,
+        require_references: bool = True,
+        pusher: Principal | None = None,
     ) -> StoredManifest:
-        """Store a checked manifest with its tags pointing at it.
+        """Store a checked manifest with its tags pointing at it, pushed by `pusher` (None:
+        ecrd stores it itself).
 
         `require_references` off lets a manifest name layers and children that are not there
         (for test suites written against mocks; ECR itself never allows it).
@@ -150,6 +156,7 @@ class ManifestService:
             push.tags,
             immutable_tags={tag for tag in push.tags if repository.tag_is_immutable(tag)},
             require_references=require_references,
+            pusher=pusher,
         )
         if stored.replication_queued and self.on_replication_queued is not None:
             self.on_replication_queued()

@@ -7,6 +7,12 @@ advisories `ecrd vulndb import` loaded (`scanning.osv`, version order per ecosys
 ECR's rules: one basic scan per image per 24 hours (ScanQuotaExceeded), image manifests only
 (an index or an artifact with no filesystem layers: ImageTypeUnsupported), not archived
 images (ScanOfArchivedImage).
+
+Continuous scanning (an ENHANCED configuration's CONTINUOUS_SCAN rule): when advisories are
+imported after an image's scan, the same job matches the packages that scan found against
+them again (no layer is read again), so the findings follow the advisories as Amazon
+Inspector's do. Each complete scan records the advisories' import time it reflects
+(vulnerabilitySourceUpdatedAt).
 """
 
 from __future__ import annotations
@@ -28,13 +34,20 @@ from ecrd.errors import (
     ScanOfArchivedImage,
     ScanQuotaExceeded,
 )
-from ecrd.metadata.image_scans import COMPLETE, FAILED, ImageScan, ScanStore, VulnerabilityStore
+from ecrd.metadata.image_scans import (
+    COMPLETE,
+    FAILED,
+    ImageScan,
+    ScanStore,
+    StaleScan,
+    VulnerabilityStore,
+)
 from ecrd.metadata.records import Blob, Manifest, Repository, StoredManifest, utcnow
 from ecrd.metadata.scanning_configurations import ScanningConfigurationStore
 from ecrd.metadata.storage_classes import ACTIVE, status_of
 from ecrd.registry.blobs import BlobService
 from ecrd.registry.manifests import ManifestService
-from ecrd.registry.scanning_configurations import resolve
+from ecrd.registry.scanning_configurations import CONTINUOUS_SCAN, resolve
 from ecrd.scanning.inventory import Filesystem, Package
 from ecrd.scanning.osv import SEVERITIES, is_affected
 from ecrd.scanning.versions import comparer
@@ -43,6 +56,8 @@ logger = logging.getLogger("ecrd.scanning")
 
 QUOTA_SECONDS = 24 * 3600.0
 BATCH = 10
+# Rescans are database work only (no layers read): larger batches.
+RESCAN_BATCH = 200
 IMAGE_MANIFESTS = (
     "application/vnd.oci.image.manifest.v1+json",
     "application/vnd.docker.distribution.manifest.v2+json",
@@ -142,20 +157,23 @@ class ScanService:
         return await self._scans.of_images(repository.id, digests)
 
     async def run_due(self, deadline_seconds: float) -> dict[str, int]:
-        counts = {"scanned": 0, "failed": 0}
+        counts = {"scanned": 0, "failed": 0, "rescanned": 0}
         deadline = time.monotonic() + deadline_seconds
         limit = asyncio.Semaphore(self._concurrency)
 
         async def one(scan: ImageScan) -> None:
             async with limit:
+                # Read before matching: advisories imported meanwhile make the scan stale.
+                as_of = await self.advisories.updated_at()
                 try:
-                    findings = await self._scan(scan)
+                    packages = await self._inventory(scan)
+                    findings = await self.findings_for(packages)
                 except Exception as error:  # one image's failure must not stop the others
                     logger.warning("scanning %s failed", scan.digest, exc_info=True)
                     await self._scans.finish(scan, FAILED, f"The scan failed: {error}"[:500], None)
                     counts["failed"] += 1
                     return
-                await self._scans.finish(scan, COMPLETE, _COMPLETE_TEXT, findings)
+                await self._scans.finish(scan, COMPLETE, _COMPLETE_TEXT, findings, packages, as_of)
                 counts["scanned"] += 1
 
         while time.monotonic() < deadline:
@@ -163,9 +181,43 @@ class ScanService:
             if not batch:
                 break
             await asyncio.gather(*(one(scan) for scan in batch))
+        counts["rescanned"] = await self._rescan_continuous(deadline)
         return counts
 
-    async def _scan(self, scan: ImageScan) -> list[dict[str, Any]]:
+    async def _rescan_continuous(self, deadline: float) -> int:
+        """Match the packages of complete scans older than the newest advisories again, in
+        repositories scanned continuously; the others are only marked as considered."""
+        as_of = await self.advisories.updated_at()
+        if as_of is None:
+            return 0
+        rescanned = 0
+        configurations: dict[int, dict[str, Any] | None] = {}
+        while time.monotonic() < deadline:
+            batch = await self._scans.stale(as_of, RESCAN_BATCH)
+            if not batch:
+                break
+            for stale in batch:
+                if stale.registry_id not in configurations:
+                    configurations[stale.registry_id] = await self._configurations.get(
+                        stale.registry_id
+                    )
+                if self._is_continuous(configurations[stale.registry_id], stale) and (
+                    stale.scan.advisories_as_of is None or stale.scan.advisories_as_of < as_of
+                ):
+                    findings = await self.findings_for(stale.packages)
+                    await self._scans.checked(stale.scan, as_of, findings)
+                    rescanned += 1
+                else:
+                    await self._scans.checked(stale.scan, as_of, None)
+        return rescanned
+
+    @staticmethod
+    def _is_continuous(configuration: dict[str, Any] | None, stale: StaleScan) -> bool:
+        if configuration is None:
+            return False
+        return resolve(configuration, stale).frequency == CONTINUOUS_SCAN
+
+    async def _inventory(self, scan: ImageScan) -> list[Package]:
         manifest = await self._manifests.find_by_id(scan.repository_id, scan.digest)
         if manifest is None:
             raise ScanNotFound("the image went while it was being scanned")
@@ -175,7 +227,7 @@ class ScanService:
             if blob is None:
                 raise ScanNotFound(f"layer {layer['digest']} is not in the repository")
             await self._apply(filesystem, blob)
-        return await self.findings_for(filesystem.packages())
+        return await anyio.to_thread.run_sync(filesystem.packages)
 
     async def _apply(self, filesystem: Filesystem, blob: Blob) -> None:
         with tempfile.TemporaryFile(prefix="ecrd-scan-") as spool:

@@ -14,9 +14,10 @@ them, as ECR resolves it.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from ecrd.errors import ParameterInvalid
+from ecrd.metadata.image_scans import ScanStore
 from ecrd.metadata.records import Registry, Repository, wildcard_matches
 from ecrd.metadata.registries import RegistryStore
 from ecrd.metadata.scanning_configurations import ScanningConfigurationStore
@@ -30,6 +31,16 @@ _ALLOWED = {BASIC: (SCAN_ON_PUSH, MANUAL), ENHANCED: (CONTINUOUS_SCAN, SCAN_ON_P
 # Which rule wins when several cover a repository.
 _PRECEDENCE = (CONTINUOUS_SCAN, SCAN_ON_PUSH, MANUAL)
 DEFAULT = {"scanType": BASIC, "rules": []}
+
+
+class ScannedRepository(Protocol):
+    """What decides a repository's scan frequency: its name and its own scanOnPush flag."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def scan_on_push(self) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -74,7 +85,7 @@ def check_configuration(scan_type: str, rules: list[dict[str, Any]]) -> dict[str
     return {"scanType": scan_type, "rules": kept}
 
 
-def resolve(configuration: dict[str, Any], repository: Repository) -> RepositoryScanning:
+def resolve(configuration: dict[str, Any], repository: ScannedRepository) -> RepositoryScanning:
     rules = {rule["scanFrequency"]: rule for rule in configuration.get("rules") or ()}
     for frequency in _PRECEDENCE:
         rule = rules.get(frequency)
@@ -93,9 +104,12 @@ def resolve(configuration: dict[str, Any], repository: Repository) -> Repository
 
 
 class ScanningConfigurationService:
-    def __init__(self, registries: RegistryStore, store: ScanningConfigurationStore) -> None:
+    def __init__(
+        self, registries: RegistryStore, store: ScanningConfigurationStore, scans: ScanStore
+    ) -> None:
         self._registries = registries
         self._store = store
+        self._scans = scans
 
     async def get(self, registry: Registry) -> dict[str, Any]:
         found = await self._store.get(registry.id) if registry.is_stored else None
@@ -107,6 +121,9 @@ class ScanningConfigurationService:
         checked = check_configuration(scan_type, rules)
         registry = await self._registries.store(registry)
         await self._store.put(registry.id, checked)
+        # Repositories may now be scanned continuously: their images' scans are rematched
+        # when advisories came after them.
+        await self._scans.check_again(registry.id)
         return checked
 
     async def of_repository(self, registry: Registry, repository: Repository) -> RepositoryScanning:

@@ -191,8 +191,10 @@ def build_services(
         settings.pull_through_refresh_seconds,
     )
     images = ImageService(manifests, image_store)
+    identities = IdentityStore(database)
+    scans = ScanStore(database)
     scanner = ScanService(
-        ScanStore(database),
+        scans,
         VulnerabilityStore(database),
         manifests,
         blobs,
@@ -233,7 +235,7 @@ def build_services(
         ),
         hosts=RegistryHosts(settings),
         tokens=TokenIssuer(SigningKeyStore(database, keyring)),
-        identities=IdentityStore(database),
+        identities=identities,
         authorizer=authorizer,
         default_account_id=settings.account_id,
         default_region=settings.region,
@@ -250,7 +252,9 @@ def build_services(
         backfills=BackfillService(
             registries, BackfillStore(database), replication_store, repository_store
         ),
-        scanning=ScanningConfigurationService(registries, ScanningConfigurationStore(database)),
+        scanning=ScanningConfigurationService(
+            registries, ScanningConfigurationStore(database), scans
+        ),
         signing=SigningService(
             registries,
             SigningStore(database),
@@ -258,6 +262,8 @@ def build_services(
             repositories,
             manifests,
             uploads,
+            identities,
+            authorizer,
         ),
         scanner=scanner,
     )

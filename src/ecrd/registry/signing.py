@@ -13,7 +13,9 @@ the keys itself: `ecrd signing create-profile`).
                    the signature manifest (artifactType application/vnd.cncf.notary.signature,
                    subject: the image) pushed like any manifest, so the referrers API, pulls
                    and replication see it. A profile ecrd does not hold fails the image's
-                   status (SIGNING_PROFILE_NOT_FOUND), as a Signer profile missing does on ECR.
+                   status (SIGNING_PROFILE_NOT_FOUND), as a Signer profile missing does on ECR;
+                   so does a pusher without signer:SignPayload on the profile (ACCESS_DENIED:
+                   ECR signs with the identity that pushed).
 """
 
 from __future__ import annotations
@@ -35,7 +37,9 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from ecrd import __version__
+from ecrd.auth.authorizer import AccessDenied, Authorizer
 from ecrd.errors import ParameterInvalid, SigningConfigurationNotFound
+from ecrd.metadata.identities import IdentityStore
 from ecrd.metadata.records import Manifest, Registry, Repository, utcnow
 from ecrd.metadata.registries import RegistryStore
 from ecrd.metadata.signing import (
@@ -68,6 +72,8 @@ BATCH = 50
 PROFILE_NOT_FOUND = "SIGNING_PROFILE_NOT_FOUND"
 PROFILE_UNREADABLE = "SIGNING_PROFILE_UNREADABLE"
 SIGNING_ERROR = "SIGNING_ERROR"
+ACCESS_DENIED = "ACCESS_DENIED"
+SIGN_PAYLOAD = "signer:SignPayload"
 
 
 def new_profile_key(arn: str, key_type: str = DEFAULT_KEY_TYPE) -> tuple[bytes, str]:
@@ -229,7 +235,11 @@ class SigningService:
         repositories: RepositoryService,
         manifests: ManifestService,
         uploads: UploadService,
+        identities: IdentityStore,
+        authorizer: Authorizer,
     ) -> None:
+        self._identities = identities
+        self._authorizer = authorizer
         self._registries = registries
         self._store = store
         self.profiles = profiles
@@ -327,8 +337,30 @@ class SigningService:
                 f"ecrd holds no key for signing profile {signature.profile_arn} (create it "
                 "with `ecrd signing create-profile`)",
             )
+        await self._check_pusher(signature)
         await self._store_signature(repository, manifest, profile)
         return True
+
+    async def _check_pusher(self, signature: ImageSignature) -> None:
+        """ECR signs with the pusher's identity: it needs signer:SignPayload on the profile
+        (the profile's own account only; ecrd keeps no cross-account profile grants)."""
+        if signature.pusher_account_id is None:
+            return  # stored by ecrd itself (a pull-through cache's fetch)
+        pusher = await self._identities.principal(
+            signature.pusher_account_id, signature.pusher_user_name, signature.pusher_user_id
+        )
+        if pusher is None:
+            raise SigningFailed(
+                ACCESS_DENIED,
+                f"The user {signature.pusher_user_name} who pushed the image no longer exists",
+            )
+        profile_account = signature.profile_arn.split(":")[4]
+        try:
+            self._authorizer.check_identity(
+                pusher, SIGN_PAYLOAD, signature.profile_arn, profile_account
+            )
+        except AccessDenied as denied:
+            raise SigningFailed(ACCESS_DENIED, denied.message) from None
 
     async def _store_signature(
         self, repository: Repository, manifest: Manifest, profile: SigningProfile

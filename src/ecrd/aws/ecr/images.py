@@ -101,6 +101,7 @@ async def put_image(call: Call, params: dict[str, Any]) -> dict[str, Any]:
             tag,
             params.get("imageDigest"),
             require_references=call.settings.strict_references,
+            pusher=call.principal,
         )
     except MediaTypeMissing as missing:
         logger.debug("request %s: PutImage refused: %s", call.request_id, missing.message)

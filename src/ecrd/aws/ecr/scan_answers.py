@@ -20,4 +20,6 @@ def findings_summary(scan: ImageScan) -> dict[str, Any] | None:
     summary: dict[str, Any] = {"findingSeverityCounts": severity_counts(scan.findings)}
     if scan.completed_at is not None:
         summary["imageScanCompletedAt"] = scan.completed_at
+    if scan.advisories_as_of is not None:
+        summary["vulnerabilitySourceUpdatedAt"] = scan.advisories_as_of
     return summary

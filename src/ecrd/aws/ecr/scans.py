@@ -6,11 +6,10 @@ from typing import Any
 
 from ecrd.aws.calls import Call
 from ecrd.aws.ecr.images import digest_of
-from ecrd.aws.ecr.scan_answers import scan_status
+from ecrd.aws.ecr.scan_answers import findings_summary, scan_status
 from ecrd.aws.pagination import decode_token, encode_token
 from ecrd.errors import ParameterInvalid
 from ecrd.metadata.image_scans import COMPLETE
-from ecrd.registry.scanner import severity_counts
 
 DEFAULT_FINDINGS = 100
 
@@ -43,18 +42,18 @@ async def describe_image_scan_findings(call: Call, params: dict[str, Any]) -> di
     if scan.status != COMPLETE or scan.findings is None:
         return output
     limit = params.get("maxResults", DEFAULT_FINDINGS)
-    scope = f"DescribeImageScanFindings:{repository.id}:{digest}:{scan.started_at.isoformat()}"
+    # A token names the findings it pages: a rescan (a new start, or a continuous scan's new
+    # completion) makes older tokens invalid.
+    completed = scan.completed_at.isoformat() if scan.completed_at else ""
+    scope = (
+        f"DescribeImageScanFindings:{repository.id}:{digest}:{scan.started_at.isoformat()}:"
+        f"{completed}"
+    )
     start = decode_token(scope, params.get("nextToken"), int) or 0
     if start < 0:
         raise ParameterInvalid("Invalid parameter at 'nextToken': the token is not valid")
     page = scan.findings[start : start + limit]
-    findings: dict[str, Any] = {
-        "findingSeverityCounts": severity_counts(scan.findings),
-        "findings": page,
-    }
-    if scan.completed_at is not None:
-        findings["imageScanCompletedAt"] = scan.completed_at
-    output["imageScanFindings"] = findings
+    output["imageScanFindings"] = {**(findings_summary(scan) or {}), "findings": page}
     if start + limit < len(scan.findings):
         output["nextToken"] = encode_token(scope, start + limit)
     return output
