@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, exists, literal, or_, select, union_all
+from sqlalchemy import Connection, delete, exists, func, literal, select
 
 from ecrd.errors import ImageTagsChanged, ManifestReferenced
 from ecrd.metadata.blobs import release_blobs_of
@@ -203,43 +203,37 @@ class ImageStore:
         """Image ids as ECR lists them: one (manifest id, digest, tag) per tag, and one with no
         tag per untagged image, in (manifest id, tag) order after `after`; only images of
         `image_status` unless it is ANY."""
-        status_clause = _image_status_clause(image_status)
-        parts = []
-        if tag_status in ("TAGGED", "ANY"):
-            parts.append(
-                select(
-                    manifests.c.id.label("manifest_id"),
-                    manifests.c.digest.label("digest"),
-                    tags.c.name.label("tag"),
-                )
-                .select_from(tags.join(manifests, manifests.c.id == tags.c.manifest_id))
-                .where((tags.c.repository_id == repository_id) & status_clause)
-            )
-        if tag_status in ("UNTAGGED", "ANY"):
-            # "" stands for "no tag": no tag is empty, and it sorts before every tag.
-            parts.append(
-                select(
-                    manifests.c.id.label("manifest_id"),
-                    manifests.c.digest.label("digest"),
-                    literal("").label("tag"),
-                ).where(
-                    (manifests.c.repository_id == repository_id) & ~_is_tagged() & status_clause
+        # One walk of the repository's manifests in id order (its (repository_id, id) index),
+        # each joined to its tags: a page reads about `limit` rows however large the
+        # repository. An untagged image is its one row with no tag, which the keyset treats
+        # as "" (no tag is empty, so it sorts before every tag).
+        tag = func.coalesce(tags.c.name, "")
+        query = (
+            select(manifests.c.id, manifests.c.digest, tags.c.name.label("tag"))
+            .select_from(
+                manifests.outerjoin(
+                    tags,
+                    (tags.c.manifest_id == manifests.c.id)
+                    & (tags.c.repository_id == manifests.c.repository_id),
                 )
             )
-        entries = (parts[0] if len(parts) == 1 else union_all(*parts)).subquery()
-        query = select(entries.c.manifest_id, entries.c.digest, entries.c.tag)
+            .where(
+                (manifests.c.repository_id == repository_id) & _image_status_clause(image_status)
+            )
+        )
+        if tag_status == "TAGGED":
+            query = query.where(tags.c.name.is_not(None))
+        elif tag_status == "UNTAGGED":
+            query = query.where(tags.c.name.is_(None))
         if after is not None:
             after_id, after_tag = after
             query = query.where(
-                or_(
-                    entries.c.manifest_id > after_id,
-                    and_(entries.c.manifest_id == after_id, entries.c.tag > after_tag),
-                )
+                (manifests.c.id >= after_id) & ((manifests.c.id > after_id) | (tag > after_tag))
             )
-        query = query.order_by(entries.c.manifest_id, entries.c.tag).limit(limit)
+        query = query.order_by(manifests.c.id, tag).limit(limit)
         return await self._database.read(
             lambda connection: [
-                (row.manifest_id, row.digest, row.tag or None) for row in connection.execute(query)
+                (row.id, row.digest, row.tag or None) for row in connection.execute(query)
             ]
         )
 

@@ -301,12 +301,43 @@ class ManifestStore:
         """The manifest `tag` names (and, when both are given, only if it has `digest`)."""
         query = select(manifests).where(manifests.c.repository_id == repository_id)
         if tag is not None:
+            # By the tags' key (repository, name): the name alone would scan every tag of it.
             query = query.select_from(
                 manifests.join(tags, tags.c.manifest_id == manifests.c.id)
-            ).where(tags.c.name == tag)
+            ).where((tags.c.repository_id == repository_id) & (tags.c.name == tag))
         if digest is not None:
             query = query.where(manifests.c.digest == digest)
         return await self._database.read(lambda connection: _one_manifest(connection, query))
+
+    async def find_many(
+        self, repository_id: int, tag_names: Sequence[str], digests: Sequence[str]
+    ) -> tuple[dict[str, Manifest], dict[str, Manifest]]:
+        """The manifests of the repository that `tag_names` and `digests` name, in two
+        statements whatever their number: (by tag, by digest); those that do not exist are
+        left out."""
+        by_tag_query = (
+            select(tags.c.name.label("tag_name"), manifests)
+            .select_from(manifests.join(tags, tags.c.manifest_id == manifests.c.id))
+            .where((tags.c.repository_id == repository_id) & tags.c.name.in_(set(tag_names)))
+        )
+        by_digest_query = select(manifests).where(
+            (manifests.c.repository_id == repository_id) & manifests.c.digest.in_(set(digests))
+        )
+
+        def work(connection: Connection) -> tuple[dict[str, Manifest], dict[str, Manifest]]:
+            by_tag = (
+                {row.tag_name: _record(row) for row in connection.execute(by_tag_query)}
+                if tag_names
+                else {}
+            )
+            by_digest = (
+                {row.digest: _record(row) for row in connection.execute(by_digest_query)}
+                if digests
+                else {}
+            )
+            return by_tag, by_digest
+
+        return await self._database.read(work)
 
     async def delete(self, repository_id: int, digest: str, replicate: bool = True) -> bool:
         """Delete a manifest and its tags; refuse while an index in the repository lists it.

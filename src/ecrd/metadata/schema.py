@@ -68,6 +68,14 @@ metadata = MetaData(
 Timestamp = DateTime(timezone=True)
 DIGEST = String(160)  # "sha512:" + 128 hex
 
+
+def byte_ordered(length: int) -> String:
+    """A name listed in byte order (the tag list and catalog orders, and ECR's): PostgreSQL
+    compares it with the C collation, so that its indexes serve `ORDER BY name` and keyset
+    pages (SQLite compares bytes already)."""
+    return String(length).with_variant(String(length, collation="C"), "postgresql")
+
+
 registries = Table(
     "registries",
     metadata,
@@ -89,7 +97,7 @@ repositories = Table(
     metadata,
     Column("id", Integer, primary_key=True),
     Column("registry_id", ForeignKey("registries.id", ondelete="CASCADE"), nullable=False),
-    Column("name", String(256), nullable=False),
+    Column("name", byte_ordered(256), nullable=False),
     Column("arn", String(512), nullable=False),
     Column("created_at", Timestamp, nullable=False),
     Column("image_tag_mutability", String(32), nullable=False, default="MUTABLE"),
@@ -175,6 +183,8 @@ manifests = Table(
     UniqueConstraint("repository_id", "digest"),
     Index(None, "repository_id", "subject_digest"),
     Index(None, "repository_id", "pushed_at"),
+    # Listings page through a repository's images in id (push) order.
+    Index(None, "repository_id", "id"),
 )
 
 manifest_blobs = Table(
@@ -201,7 +211,7 @@ tags = Table(
         ForeignKey("repositories.id", ondelete="CASCADE"),
         primary_key=True,
     ),
-    Column("name", String(128), primary_key=True),
+    Column("name", byte_ordered(128), primary_key=True),
     Column("manifest_id", ForeignKey("manifests.id", ondelete="CASCADE"), nullable=False),
     Column("updated_at", Timestamp, nullable=False),
     Index(None, "manifest_id"),

@@ -116,6 +116,13 @@ class ImageService:
         """The manifest a tag or digest names in the repository, with its bytes."""
         return await self._manifests.find_in(repository, tag, digest)
 
+    async def find_many(
+        self, repository: Repository, tag_names: list[str], digests: list[str]
+    ) -> tuple[dict[str, Manifest], dict[str, Manifest]]:
+        """The manifests `tag_names` and `digests` name in the repository: (by tag, by
+        digest), in a fixed number of statements."""
+        return await self._manifests.find_many_in(repository, tag_names, digests)
+
     async def tagged(self, repository: Repository, tag_names: list[str]) -> dict[str, str]:
         return await self._images.tagged(repository.id, tag_names)
 

@@ -212,6 +212,11 @@ class ManifestService:
         """The manifest a tag, a digest, or both name in the repository; None if none does."""
         return await self._manifests.find(repository.id, tag, digest)
 
+    async def find_many_in(
+        self, repository: Repository, tag_names: list[str], digests: list[str]
+    ) -> tuple[dict[str, Manifest], dict[str, Manifest]]:
+        return await self._manifests.find_many(repository.id, tag_names, digests)
+
     async def find_by_id(self, repository_id: int, digest: str) -> Manifest | None:
         """The manifest with `digest` in the repository (by id, for background work)."""
         return await self._manifests.find(repository_id, None, digest)

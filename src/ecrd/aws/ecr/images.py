@@ -129,22 +129,26 @@ async def batch_get_image(call: Call, params: dict[str, Any]) -> dict[str, Any]:
     accepted = params.get("acceptedMediaTypes")
     images: list[dict[str, Any]] = []
     failures: list[dict[str, Any]] = []
+    wanted = [image_id for image_id in params["imageIds"] if _malformed_image_id(image_id) is None]
+    # All of them in two statements, rather than one per image id.
+    by_tag, by_digest = await call.services.images.find_many(
+        repository,
+        [image_id["imageTag"] for image_id in wanted if "imageTag" in image_id],
+        [image_id["imageDigest"] for image_id in wanted if "imageTag" not in image_id],
+    )
     for image_id in params["imageIds"]:
         tag, digest = image_id.get("imageTag"), image_id.get("imageDigest")
         malformed = _malformed_image_id(image_id)
         if malformed is not None:
             failures.append(malformed)
             continue
-        manifest = await call.services.images.find(repository, tag, digest)
+        manifest = by_tag.get(tag) if tag is not None else by_digest.get(digest or "")
+        if manifest is not None and digest is not None and manifest.digest != digest:
+            # The tag names another image than the digest given.
+            failures.append(_tag_mismatch(image_id))
+            continue
         if manifest is None:
-            if (
-                tag is not None
-                and digest is not None
-                and (await call.services.images.tagged(repository, [tag]))
-            ):
-                failures.append(_tag_mismatch(image_id))
-            else:
-                failures.append(_failure(image_id, "ImageNotFound", "Requested image not found"))
+            failures.append(_failure(image_id, "ImageNotFound", "Requested image not found"))
             continue
         status = status_of(manifest.image_status, manifest.last_activated_at, utcnow())
         if status != ACTIVE:
