@@ -220,6 +220,41 @@ def test_batch_get_image_failures(server: EcrdServer, ecr: Any, new_repository: 
     assert all(failure["failureReason"] for failure in fetched["failures"])
 
 
+def test_batch_get_image_answers_each_id_of_a_mixed_batch(ecr: Any, new_repository: str) -> None:
+    # Given images found by tag, by digest, by both, and an untagged one
+    first = new_image(ecr, new_repository, "first", "v1")
+    second = new_image(ecr, new_repository, "second", "v2")
+    untagged = new_image(ecr, new_repository, "untagged")
+    # A tag of the same name in another repository must not answer for this one's
+    elsewhere = f"{new_repository}-other"
+    ecr.create_repository(repositoryName=elsewhere)
+    new_image(ecr, elsewhere, "elsewhere", "only-elsewhere")
+    ids = [
+        {"imageTag": "v2"},
+        {"imageDigest": untagged},
+        {"imageTag": "v1", "imageDigest": first},
+        {"imageTag": "only-elsewhere"},
+        {"imageDigest": second},
+    ]
+    fetched = ecr.batch_get_image(repositoryName=new_repository, imageIds=ids)
+    # Then every image found comes back with the id it was asked by, in the order asked
+    assert [
+        (i["imageId"].get("imageTag"), i["imageId"]["imageDigest"]) for i in fetched["images"]
+    ] == [
+        ("v2", second),
+        (None, untagged),
+        ("v1", first),
+        (None, second),
+    ]
+    assert all(
+        digest_of(i["imageManifest"]) == i["imageId"]["imageDigest"] for i in fetched["images"]
+    )
+    assert [(f["imageId"], f["failureCode"]) for f in fetched["failures"]] == [
+        ({"imageTag": "only-elsewhere"}, "ImageNotFound")
+    ]
+    ecr.delete_repository(repositoryName=elsewhere, force=True)
+
+
 @pytest.mark.parametrize("malformed", ["no-colon-at-all", "sha256:not-hex", "sha256:abc"])
 def test_batch_get_image_with_a_malformed_digest(
     ecr: Any, new_repository: str, malformed: str
