@@ -14,7 +14,7 @@ from ecrd.auth.evaluation import AccessRequest, evaluate
 from ecrd.auth.policy_document import PolicyDocument, PolicyDocumentInvalid, parse_policy
 from ecrd.auth.principals import Principal
 from ecrd.metadata.records import Registry, Repository
-from ecrd.metadata.registries import RegistryStore
+from ecrd.metadata.registries import PolicyAndScope, RegistryStore
 from ecrd.metadata.repositories import RepositoryStore
 
 logger = logging.getLogger("ecrd.auth")
@@ -42,6 +42,9 @@ class Target:
     registry: Registry
     resource: str
     repository: Repository | None = None
+    # The registry policy and its scope when the caller read them already (with the
+    # repository, in one statement); else the authorizer reads them.
+    policy_and_scope: PolicyAndScope | None = None
 
 
 @dataclass(frozen=True)
@@ -73,7 +76,11 @@ class Authorizer:
         resource_texts = []
         if target.repository is not None and target.repository.policy_text:
             resource_texts.append(target.repository.policy_text)
-        registry_policy, scope = await self._registries.policy_and_scope(target.registry.id)
+        registry_policy, scope = (
+            target.policy_and_scope
+            if target.policy_and_scope is not None
+            else await self._registries.policy_and_scope(target.registry.id)
+        )
         with _unreadable_denies(principal, actions[0], target.resource):
             identity = [_parsed(text, "identity") for text in principal.identity_policies]
             resource = [_parsed(text, "resource") for text in resource_texts]

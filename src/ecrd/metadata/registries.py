@@ -9,17 +9,45 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, bindparam, select, update
 
 from ecrd.metadata.database import Database
-from ecrd.metadata.records import UNSTORED_ID, Registry, utcnow
-from ecrd.metadata.schema import account_settings, registries
+from ecrd.metadata.records import UNSTORED_ID, Registry, Repository, utcnow
+from ecrd.metadata.repositories import COLUMNS as REPOSITORY_COLUMNS
+from ecrd.metadata.repositories import repository_record
+from ecrd.metadata.schema import account_settings, registries, repositories
 from ecrd.metadata.statements import insert_ignoring_conflicts
 
 MISSING_ALIAS_SECONDS = 5.0
 # The account setting that says which actions the registry policy governs.
 POLICY_SCOPE_SETTING = "REGISTRY_POLICY_SCOPE"
 _MAX_REMEMBERED_MISSES = 10_000
+
+
+# The registry policy and its scope.
+PolicyAndScope = tuple[str | None, str | None]
+
+_POLICY_AND_SCOPE = registries.outerjoin(
+    account_settings,
+    (account_settings.c.registry_id == registries.c.id)
+    & (account_settings.c.name == POLICY_SCOPE_SETTING),
+)
+# Built once: every authorized data-plane request runs it.
+_POLICY_SCOPE_AND_REPOSITORY = (
+    select(
+        registries.c.policy_text.label("registry_policy_text"),
+        account_settings.c.value.label("policy_scope"),
+        *REPOSITORY_COLUMNS,
+    )
+    .select_from(
+        _POLICY_AND_SCOPE.outerjoin(
+            repositories,
+            (repositories.c.registry_id == registries.c.id)
+            & (repositories.c.name == bindparam("name")),
+        )
+    )
+    .where(registries.c.id == bindparam("registry_id"))
+)
 
 
 def derived_alias(account_id: str) -> str:
@@ -105,22 +133,32 @@ class RegistryStore:
         query = select(registries.c.policy_text).where(registries.c.id == registry_id)
         return await self._database.read(lambda connection: connection.execute(query).scalar())
 
-    async def policy_and_scope(self, registry_id: int) -> tuple[str | None, str | None]:
+    async def policy_and_scope(self, registry_id: int) -> PolicyAndScope:
         """The registry policy and its REGISTRY_POLICY_SCOPE account setting (None: never
         put), in one read: every authorization asks for both."""
         query = (
             select(registries.c.policy_text, account_settings.c.value)
-            .select_from(
-                registries.outerjoin(
-                    account_settings,
-                    (account_settings.c.registry_id == registries.c.id)
-                    & (account_settings.c.name == POLICY_SCOPE_SETTING),
-                )
-            )
+            .select_from(_POLICY_AND_SCOPE)
             .where(registries.c.id == registry_id)
         )
         row = await self._database.read(lambda connection: connection.execute(query).first())
         return (None, None) if row is None else (row[0], row[1])
+
+    async def policy_scope_and_repository(
+        self, registry_id: int, name: str
+    ) -> tuple[PolicyAndScope, Repository | None]:
+        """The registry policy and its scope, and the repository `name` (None: none), in one
+        read: what authorizing a request to a repository needs besides the caller."""
+        parameters = {"registry_id": registry_id, "name": name}
+
+        def work(connection: Connection) -> tuple[PolicyAndScope, Repository | None]:
+            row = connection.execute(_POLICY_SCOPE_AND_REPOSITORY, parameters).first()
+            if row is None:  # a registry nothing was stored in yet
+                return (None, None), None
+            repository = None if row.id is None else repository_record(row)
+            return (row.registry_policy_text, row.policy_scope), repository
+
+        return await self._database.read(work)
 
     async def by_alias(self, alias: str) -> Registry | None:
         """The public registry with this alias, if there is one.

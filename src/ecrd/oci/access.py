@@ -26,6 +26,7 @@ from ecrd.auth.authorizer import AccessDenied, Origin, Target
 from ecrd.auth.principals import ANONYMOUS, Principal, root_of
 from ecrd.auth.tokens import EXPIRES_PARAMETER, SIGNATURE_PARAMETER
 from ecrd.metadata.records import Registry, Repository
+from ecrd.metadata.registries import PolicyAndScope
 from ecrd.names import check_repository_name
 from ecrd.oci.errors import OciError, error_response
 from ecrd.oci.requests import address_of, registry_of, services_of
@@ -118,11 +119,16 @@ async def admit(request: Request, actions: tuple[str, ...] | None) -> None:
         return
     registry, name = await address_of(request)
     check_repository_name(name)
-    repository = await services_of(request).repositories.lookup(registry, name)
+    # One read for the repository and the registry policy the check needs.
+    policy_and_scope, repository = await services_of(
+        request
+    ).registries.policy_scope_and_repository(registry.id, name)
     # The handlers reuse this lookup instead of repeating it.
     request.state.repository = repository
     if registry.kind == "public":
-        await _admit_public(request, principal, actions, registry, name, repository)
+        await _admit_public(
+            request, principal, actions, registry, name, repository, policy_and_scope
+        )
         return
     if repository is None and _PUSH_ACTIONS.intersection(actions):
         actions = (*actions, CREATE)
@@ -132,8 +138,9 @@ async def admit(request: Request, actions: tuple[str, ...] | None) -> None:
         rules = services_of(request).pull_through_rules
         if await rules.covering(registry, name) is not None:
             actions = (*actions, CREATE, IMPORT_UPSTREAM)
+    resource = repository_arn(registry, name)
     await _check(
-        request, principal, actions, Target(registry, repository_arn(registry, name), repository)
+        request, principal, actions, Target(registry, resource, repository, policy_and_scope)
     )
 
 
@@ -144,6 +151,7 @@ async def _admit_public(
     registry: Registry,
     name: str,
     repository: Repository | None,
+    policy_and_scope: PolicyAndScope,
 ) -> None:
     """ECR Public: anyone may pull; anything else is its `ecr-public:` action, and a push
     needs the repository to exist (ECR Public creates none on push)."""
@@ -155,7 +163,8 @@ async def _admit_public(
     if repository is None:
         raise repository_not_found(registry, name)
     public_actions = tuple("ecr-public:" + action.removeprefix("ecr:") for action in needed)
-    await _check(request, principal, public_actions, Target(registry, repository.arn, repository))
+    target = Target(registry, repository.arn, repository, policy_and_scope)
+    await _check(request, principal, public_actions, target)
 
 
 async def allowed(request: Request, action: str, registry: Registry, name: str) -> bool:
