@@ -305,6 +305,29 @@ def test_a_pull_is_recorded_as_last_recorded_pull_time(ecr: Any, new_repository:
     assert detail["lastRecordedPullTime"] >= before["imagePushedAt"] - timedelta(seconds=1)
 
 
+def test_every_image_of_one_batch_get_has_its_pull_recorded(ecr: Any, new_repository: str) -> None:
+    # Given three images never pulled, and one not asked for
+    digests = [new_image(ecr, new_repository, f"pulled {n}", f"v{n}") for n in range(3)]
+    left_alone = new_image(ecr, new_repository, "not pulled", "other")
+    # When all three are fetched in one BatchGetImage
+    ecr.batch_get_image(
+        repositoryName=new_repository, imageIds=[{"imageDigest": d} for d in digests]
+    )
+    # Then each of them shows a pull time, and the other none
+    deadline = time.monotonic() + PULL_TIME_WAIT_SECONDS
+    while True:
+        details = {
+            d["imageDigest"]: d
+            for d in ecr.describe_images(repositoryName=new_repository)["imageDetails"]
+        }
+        recorded = {digest for digest, d in details.items() if "lastRecordedPullTime" in d}
+        if recorded >= set(digests) or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert recorded == set(digests)
+    assert "lastRecordedPullTime" not in details[left_alone]
+
+
 def test_a_pull_is_recorded_after_another_pulled_image_was_deleted(
     own_server: EcrdServer,
 ) -> None:

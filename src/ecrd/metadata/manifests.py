@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Container, Sequence
+from collections.abc import Collection, Container, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -78,6 +78,8 @@ def _record(row: Any, prefix: str = "") -> Manifest:
 
 # The pull path's one statement: the repository by name, and the manifest a tag or digest
 # names in it (NULLs when only the repository exists). Built once; executions bind values.
+# Images whose pull time one statement sets (bound parameters stay well under SQLite's limit).
+PULL_BATCH = 500
 _REPOSITORY_MATCH = (repositories.c.registry_id == bindparam("registry_id")) & (
     repositories.c.name == bindparam("name")
 )
@@ -414,11 +416,20 @@ class ManifestStore:
             lambda connection: [_record(row) for row in connection.execute(query)]
         )
 
-    async def record_pull(self, manifest_id: int, pulled_at: datetime) -> None:
-        statement = (
-            update(manifests).where(manifests.c.id == manifest_id).values(last_pulled_at=pulled_at)
-        )
-        await self._database.write(lambda connection: connection.execute(statement))
+    async def record_pulls(self, manifest_ids: Collection[int], pulled_at: datetime) -> None:
+        """Set the images' last pull time, in one transaction (manifests gone meanwhile are
+        skipped)."""
+        ordered = sorted(manifest_ids)  # one lock order for every writer (PostgreSQL)
+
+        def work(connection: Connection) -> None:
+            for start in range(0, len(ordered), PULL_BATCH):
+                connection.execute(
+                    update(manifests)
+                    .where(manifests.c.id.in_(ordered[start : start + PULL_BATCH]))
+                    .values(last_pulled_at=pulled_at)
+                )
+
+        await self._database.write(work)
 
 
 def _check_references(connection: Connection, repository_id: int, new: NewManifest) -> None:

@@ -77,6 +77,9 @@ class ManifestService:
         # Keyed by (id, pushed-at): SQLite reuses the id of a deleted row, even for the same
         # digest, but a manifest stored again has a new push time.
         self._pulls_recorded: dict[tuple[int, datetime], float] = {}
+        # Pulls to write, in one statement for all that arrive while one is being written.
+        self._pending_pulls: set[int] = set()
+        self._writing_pulls = False
         # Called when a push queued replication, so the job runs soon (set by the app).
         self.on_replication_queued: Callable[[], None] | None = None
         self.on_signing_queued: Callable[[], None] | None = None
@@ -271,7 +274,7 @@ class ManifestService:
             if excluded:
                 return
         if self._is_due(manifest):
-            self._background.spawn(self._manifests.record_pull(manifest.id, utcnow()))
+            self._queue_pull(manifest.id)
 
     async def _record_unless_excluded(
         self, repository: Repository, manifest: Manifest, principal: Principal
@@ -280,7 +283,23 @@ class ManifestService:
         if await self._exclusions.is_excluded(repository.registry_id, principal):
             return
         if self._is_due(manifest):
-            await self._manifests.record_pull(manifest.id, utcnow())
+            self._queue_pull(manifest.id)
+
+    def _queue_pull(self, manifest_id: int) -> None:
+        """Write the pull soon, with the others pending: a BatchGetImage of 100 images, or many
+        clients pulling at once, costs one write rather than one each."""
+        self._pending_pulls.add(manifest_id)
+        if not self._writing_pulls:
+            self._writing_pulls = True
+            self._background.spawn(self._write_pulls())
+
+    async def _write_pulls(self) -> None:
+        try:
+            while self._pending_pulls:
+                manifest_ids, self._pending_pulls = self._pending_pulls, set()
+                await self._manifests.record_pulls(manifest_ids, utcnow())
+        finally:
+            self._writing_pulls = False
 
     def _is_due(self, manifest: Manifest) -> bool:
         """Whether this pull is to be written (and, if so, noted as written now)."""
