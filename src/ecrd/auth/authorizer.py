@@ -4,6 +4,7 @@ keys, and asks the IAM evaluation for a decision. Both front doors call this."""
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -166,8 +167,14 @@ def _unreadable_denies(principal: Principal, action: str, resource: str) -> Iter
 
 
 def _time_context() -> dict[str, str | Sequence[str]]:
-    now = datetime.now(UTC)
+    """aws:CurrentTime and aws:EpochTime, to the second as AWS gives them."""
+    return dict(_time_keys(int(time.time())))
+
+
+@lru_cache(maxsize=2)
+def _time_keys(epoch: int) -> dict[str, str]:
+    # Formatted once a second rather than once a request.
     return {
-        "aws:CurrentTime": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "aws:EpochTime": str(int(now.timestamp())),
+        "aws:CurrentTime": datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "aws:EpochTime": str(epoch),
     }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Collection, Container, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -28,13 +29,16 @@ from ecrd.metadata.records import (
     as_utc_or_none,
     utcnow,
 )
+from ecrd.metadata.registries import POLICY_AND_SCOPE, PolicyAndScope
 from ecrd.metadata.replication import DELETE, PUSH, UNTAG, queue_replication
 from ecrd.metadata.repositories import COLUMNS as REPOSITORY_COLUMNS
 from ecrd.metadata.repositories import repository_record
 from ecrd.metadata.schema import (
+    account_settings,
     manifest_blobs,
     manifest_children,
     manifests,
+    registries,
     repositories,
     repository_blobs,
     tags,
@@ -76,10 +80,10 @@ def _record(row: Any, prefix: str = "") -> Manifest:
     )
 
 
-# The pull path's one statement: the repository by name, and the manifest a tag or digest
-# names in it (NULLs when only the repository exists). Built once; executions bind values.
 # Images whose pull time one statement sets (bound parameters stay well under SQLite's limit).
 PULL_BATCH = 500
+# The pull path's one statement: the repository by name, and the manifest a tag or digest
+# names in it (NULLs when only the repository exists). Built once; executions bind values.
 _REPOSITORY_MATCH = (repositories.c.registry_id == bindparam("registry_id")) & (
     repositories.c.name == bindparam("name")
 )
@@ -108,6 +112,47 @@ _PULL_BY_DIGEST = (
 )
 
 
+# The same, with the registry policy and its scope in front: what an authorized pull needs
+# besides the caller, in one statement (no repository: NULLs after the policy; a registry
+# with no row: no row).
+_POLICY_COLUMNS = (
+    registries.c.policy_text.label("registry_policy_text"),
+    account_settings.c.value.label("policy_scope"),
+)
+_AUTHORIZED_PULL_BY_TAG = (
+    select(*_POLICY_COLUMNS, *REPOSITORY_COLUMNS, *_MANIFEST_COLUMNS)
+    .select_from(
+        POLICY_AND_SCOPE.outerjoin(
+            repositories,
+            (repositories.c.registry_id == registries.c.id)
+            & (repositories.c.name == bindparam("name")),
+        )
+        .outerjoin(
+            tags, and_(tags.c.repository_id == repositories.c.id, tags.c.name == bindparam("tag"))
+        )
+        .outerjoin(manifests, manifests.c.id == tags.c.manifest_id)
+    )
+    .where(registries.c.id == bindparam("registry_id"))
+)
+_AUTHORIZED_PULL_BY_DIGEST = (
+    select(*_POLICY_COLUMNS, *REPOSITORY_COLUMNS, *_MANIFEST_COLUMNS)
+    .select_from(
+        POLICY_AND_SCOPE.outerjoin(
+            repositories,
+            (repositories.c.registry_id == registries.c.id)
+            & (repositories.c.name == bindparam("name")),
+        ).outerjoin(
+            manifests,
+            and_(
+                manifests.c.repository_id == repositories.c.id,
+                manifests.c.digest == bindparam("digest"),
+            ),
+        )
+    )
+    .where(registries.c.id == bindparam("registry_id"))
+)
+
+
 def _pulled(row: Any) -> tuple[Repository, Manifest | None]:
     repository = repository_record(row)
     if row.manifest_id is None:
@@ -118,6 +163,15 @@ def _pulled(row: Any) -> tuple[Repository, Manifest | None]:
 def _one_manifest(connection: Connection, query: Any) -> Manifest | None:
     row = connection.execute(query).first()
     return None if row is None else _record(row)
+
+
+@dataclass(frozen=True)
+class AuthorizedPull:
+    """The registry policy and its scope, and what a pull finds: None when the repository
+    does not exist, else the repository and the manifest (None: not in it)."""
+
+    policy_and_scope: PolicyAndScope
+    found: tuple[Repository, Manifest | None] | None
 
 
 class ManifestStore:
@@ -294,6 +348,23 @@ class ManifestStore:
         def work(connection: Connection) -> tuple[Repository, Manifest | None] | None:
             row = connection.execute(statement, parameters).first()
             return None if row is None else _pulled(row)
+
+        return await self._database.read(work)
+
+    async def find_for_authorized_pull(
+        self, registry_id: int, name: str, tag: str | None, digest: str | None
+    ) -> AuthorizedPull:
+        """What find_for_pull answers (None: no repository), with the registry policy and
+        its scope, in one statement."""
+        statement = _AUTHORIZED_PULL_BY_TAG if tag is not None else _AUTHORIZED_PULL_BY_DIGEST
+        parameters = {"registry_id": registry_id, "name": name, "tag": tag, "digest": digest}
+
+        def work(connection: Connection) -> AuthorizedPull:
+            row = connection.execute(statement, parameters).first()
+            if row is None:  # a registry nothing was stored in yet
+                return AuthorizedPull((None, None), None)
+            policy_and_scope = (row.registry_policy_text, row.policy_scope)
+            return AuthorizedPull(policy_and_scope, None if row.id is None else _pulled(row))
 
         return await self._database.read(work)
 

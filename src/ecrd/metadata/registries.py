@@ -27,7 +27,8 @@ _MAX_REMEMBERED_MISSES = 10_000
 # The registry policy and its scope.
 PolicyAndScope = tuple[str | None, str | None]
 
-_POLICY_AND_SCOPE = registries.outerjoin(
+# The registry joined to its policy scope setting.
+POLICY_AND_SCOPE = registries.outerjoin(
     account_settings,
     (account_settings.c.registry_id == registries.c.id)
     & (account_settings.c.name == POLICY_SCOPE_SETTING),
@@ -40,7 +41,7 @@ _POLICY_SCOPE_AND_REPOSITORY = (
         *REPOSITORY_COLUMNS,
     )
     .select_from(
-        _POLICY_AND_SCOPE.outerjoin(
+        POLICY_AND_SCOPE.outerjoin(
             repositories,
             (repositories.c.registry_id == registries.c.id)
             & (repositories.c.name == bindparam("name")),
@@ -138,7 +139,7 @@ class RegistryStore:
         put), in one read: every authorization asks for both."""
         query = (
             select(registries.c.policy_text, account_settings.c.value)
-            .select_from(_POLICY_AND_SCOPE)
+            .select_from(POLICY_AND_SCOPE)
             .where(registries.c.id == registry_id)
         )
         row = await self._database.read(lambda connection: connection.execute(query).first())

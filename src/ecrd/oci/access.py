@@ -119,10 +119,7 @@ async def admit(request: Request, actions: tuple[str, ...] | None) -> None:
         return
     registry, name = await address_of(request)
     check_repository_name(name)
-    # One read for the repository and the registry policy the check needs.
-    policy_and_scope, repository = await services_of(
-        request
-    ).registries.policy_scope_and_repository(registry.id, name)
+    policy_and_scope, repository = await _repository_and_policy(request, actions, registry, name)
     # The handlers reuse this lookup instead of repeating it.
     request.state.repository = repository
     if registry.kind == "public":
@@ -142,6 +139,22 @@ async def admit(request: Request, actions: tuple[str, ...] | None) -> None:
     await _check(
         request, principal, actions, Target(registry, resource, repository, policy_and_scope)
     )
+
+
+async def _repository_and_policy(
+    request: Request, actions: tuple[str, ...], registry: Registry, name: str
+) -> tuple[PolicyAndScope, Repository | None]:
+    """The repository and the registry policy the check needs, in one read. For a manifest
+    pull that read also finds the manifest, which the handler then takes
+    (`request.state.pull`): a pull costs one read in all."""
+    services = services_of(request)
+    reference = request.path_params.get("reference")
+    if actions == (PULL,) and reference is not None and request.method in ("GET", "HEAD"):
+        pull = await services.manifests.authorized_pull(registry, name, reference)
+        if pull is not None:
+            request.state.pull = pull
+            return pull.policy_and_scope, None if pull.found is None else pull.found[0]
+    return await services.registries.policy_scope_and_repository(registry.id, name)
 
 
 async def _admit_public(
@@ -188,7 +201,8 @@ async def _check(
 ) -> None:
     origin = Origin(
         source_ip=request.client.host if request.client else None,
-        secure=request.url.scheme == "https",
+        # From the scope: building request.url for its scheme costs more than the check.
+        secure=request.scope.get("scheme") == "https",
     )
     try:
         await services_of(request).authorizer.check(principal, actions, target, origin)

@@ -52,7 +52,7 @@ async def get_manifest(request: Request) -> Response:
     registry, name = await address_of(request)
     # Where a pull-through cache rule covers the name, from the upstream when not stored.
     repository, manifest = await services.pull_through.find_for_pull(
-        registry, name, request.path_params["reference"]
+        registry, name, request.path_params["reference"], getattr(request.state, "pull", None)
     )
     _check_acceptable(request, manifest)
     headers = {

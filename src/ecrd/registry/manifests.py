@@ -18,7 +18,7 @@ from ecrd.errors import (
     TagInvalid,
 )
 from ecrd.jobs.background import BackgroundTasks
-from ecrd.metadata.manifests import ManifestStore
+from ecrd.metadata.manifests import AuthorizedPull, ManifestStore
 from ecrd.metadata.records import (
     Manifest,
     NewManifest,
@@ -186,18 +186,38 @@ class ManifestService:
         """Remove a tag from a replica (the source removed it); not replicated again."""
         return await self._manifests.delete_tag(repository.id, tag, replicate=False)
 
-    async def find_for_pull(
+    async def authorized_pull(
         self, registry: Registry, name: str, reference: str
+    ) -> AuthorizedPull | None:
+        """The registry policy and scope a pull is checked against and what it finds, in one
+        metadata read (None for a reference that is no tag or digest: find_for_pull says
+        so); find_for_pull takes the answer instead of reading again."""
+        try:
+            parsed = Reference.parse(reference)
+        except (TagInvalid, DigestInvalid):
+            return None
+        return await self._manifests.find_for_authorized_pull(
+            registry.id, name, parsed.tag, parsed.digest
+        )
+
+    async def find_for_pull(
+        self, registry: Registry, name: str, reference: str, known: AuthorizedPull | None = None
     ) -> tuple[Repository, Manifest]:
-        """The repository and manifest a pull names, in one metadata read. A reference that
-        is neither a valid tag nor a valid digest names no manifest (ManifestNotFound); an
-        archived manifest, or one still being restored, cannot be pulled (ManifestArchived)."""
+        """The repository and manifest a pull names, in one metadata read (none when `known`
+        is what authorized_pull just read). A reference that is neither a valid tag nor a
+        valid digest names no manifest (ManifestNotFound); an archived manifest, or one still
+        being restored, cannot be pulled (ManifestArchived)."""
         check_repository_name(name)
         try:
             parsed = Reference.parse(reference)
         except (TagInvalid, DigestInvalid):
             raise ManifestNotFound(f"manifest {reference[:200]!r} is unknown") from None
-        found = await self._manifests.find_for_pull(registry.id, name, parsed.tag, parsed.digest)
+        if known is not None:
+            found = known.found
+        else:
+            found = await self._manifests.find_for_pull(
+                registry.id, name, parsed.tag, parsed.digest
+            )
         if found is None:
             raise repository_not_found(registry, name)
         repository, manifest = found

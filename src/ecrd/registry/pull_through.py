@@ -37,6 +37,7 @@ from ecrd.errors import (
     UpstreamDenied,
     UpstreamUnavailable,
 )
+from ecrd.metadata.manifests import AuthorizedPull
 from ecrd.metadata.pull_through_rules import PullThroughRule, PullThroughTagStore
 from ecrd.metadata.records import Blob, Manifest, Registry, Repository, utcnow
 from ecrd.registry import media_types
@@ -130,20 +131,21 @@ class PullThroughCache:
     # --- manifests -----------------------------------------------------------------------
 
     async def find_for_pull(
-        self, registry: Registry, name: str, reference: str
+        self, registry: Registry, name: str, reference: str, known: AuthorizedPull | None = None
     ) -> tuple[Repository, Manifest]:
-        """What ManifestService.find_for_pull answers, fetched from the upstream first where a
-        rule covers `name` and nothing (or a tag due for its check) is stored."""
+        """What ManifestService.find_for_pull answers (from `known` when given), fetched from
+        the upstream first where a rule covers `name` and nothing (or a tag due for its
+        check) is stored."""
         cached = await self._rules.covering(registry, name)
         if cached is None:
-            return await self._manifests.find_for_pull(registry, name, reference)
+            return await self._manifests.find_for_pull(registry, name, reference, known)
         try:
             parsed = Reference.parse(reference)
         except (TagInvalid, DigestInvalid):
             raise ManifestNotFound(f"manifest {reference[:200]!r} is unknown") from None
         local: tuple[Repository, Manifest] | None = None
         try:
-            local = await self._manifests.find_for_pull(registry, name, reference)
+            local = await self._manifests.find_for_pull(registry, name, reference, known)
         except ManifestArchived:
             raise
         except (RepositoryNotFound, ManifestNotFound):
