@@ -3,6 +3,7 @@ checks several stores make."""
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, Table, bindparam, select, text
@@ -31,8 +32,17 @@ def upsert(dialect: str, table: Table, keys: list[str], **values: Any) -> Any:
     """INSERT, or UPDATE the non-key columns when the row's key already exists."""
     module = postgresql if dialect == "postgresql" else sqlite
     statement = module.insert(table).values(**values)
-    updates = {name: statement.excluded[name] for name in values if name not in keys}
+    excluded = _excluded(dialect, table)
+    updates = {name: excluded[name] for name in values if name not in keys}
     return statement.on_conflict_do_update(index_elements=keys, set_=updates)
+
+
+@lru_cache(maxsize=64)
+def _excluded(dialect: str, table: Table) -> Any:
+    # The `excluded` pseudo-table's columns: an alias of the table, the same for every insert
+    # into it, and costly to build (a proxy per column), so built once per table.
+    module = postgresql if dialect == "postgresql" else sqlite
+    return module.insert(table).excluded
 
 
 def lexical(dialect: str, column: ColumnElement[str]) -> ColumnElement[str]:
