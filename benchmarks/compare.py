@@ -103,6 +103,23 @@ async def big_layer(server: Server, path: Path, size: int, digest: str) -> tuple
     return throughput(size, *push), throughput(size, *pull)
 
 
+async def curl_pull(server: Server, digest: str, size: int) -> Sample:
+    """The large layer pulled by curl to /dev/null: a client faster than the Python one, so
+    that the figure is the server's rather than the client's."""
+    command = ["curl", "-sS", "-f", "-L", "-o", "/dev/null", "-w", "%{size_download}"]
+    if server.authorization:
+        command += ["-H", f"Authorization: {server.authorization}"]
+    command.append(f"{server.base}/v2/{BIG_REPO}/blobs/{digest}")
+
+    async def pull() -> None:
+        process = await asyncio.create_subprocess_exec(*command, stdout=subprocess.PIPE)
+        output, _ = await asyncio.wait_for(process.communicate(), timeout=600)
+        if process.returncode != 0 or int(output or 0) != size:
+            raise RuntimeError(f"curl pull from {server.name}: {process.returncode} {output!r}")
+
+    return throughput(size, *await timed(server, pull))
+
+
 async def small_layers(server: Server, blobs: list[tuple[str, bytes]]) -> tuple[Sample, Sample]:
     total = sum(len(data) for _, data in blobs)
     semaphore = asyncio.Semaphore(SMALL_CONCURRENCY)
@@ -282,6 +299,7 @@ async def measure(args: argparse.Namespace, workdir: Path) -> list[Figure]:
             push, pull = await big_layer(server, big_path, big_size, big_digest)
             record("big push", server, push)
             record("big pull", server, pull)
+            record("big pull curl", server, await curl_pull(server, big_digest, big_size))
         for server in servers:
             print(f"{server.name}: {SMALL_COUNT} x 64 KiB layers ...", flush=True)
             push, pull = await small_layers(server, small_blobs)
@@ -330,6 +348,7 @@ async def measure(args: argparse.Namespace, workdir: Path) -> list[Figure]:
     labels = {
         "big push": (f"push 1 x {big}", "MB/s"),
         "big pull": (f"pull 1 x {big}", "MB/s"),
+        "big pull curl": (f"pull 1 x {big}, curl", "MB/s"),
         "small push": (f"push {SMALL_COUNT} x 64 KiB, {SMALL_CONCURRENCY} at once", "MB/s"),
         "small pull": (f"pull {SMALL_COUNT} x 64 KiB, {SMALL_CONCURRENCY} at once", "MB/s"),
         "loader HEAD": (f"manifest HEAD by tag, c={WRK_CONNECTIONS}*", "req/s"),
