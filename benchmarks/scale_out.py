@@ -24,6 +24,7 @@ import os
 import re
 import secrets
 import shutil
+import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -42,6 +43,7 @@ from compare import (
     wrk_command,
 )
 from servers import (
+    ECRD,
     ROOT,
     Server,
     ecrd_server,
@@ -294,6 +296,14 @@ async def warm_up(endpoints: Sequence[Endpoint], redirect: bool) -> None:
         await get_blob_to_devnull(client, server.base, WARM_UP_REPO, digest, len(data))
 
 
+def new_sealing_key() -> str:
+    """A fresh sealing key in the `sealing_keys` form, from `ecrd sealing new-key`."""
+    made = subprocess.run(
+        [str(ECRD), "sealing", "new-key"], capture_output=True, text=True, check=True, timeout=60
+    )
+    return made.stdout.strip()
+
+
 def share_login(servers: Sequence[Server]) -> None:
     """Every process takes the first one's registry token (the signing keys are in the
     database), and every request of the run carries it."""
@@ -374,6 +384,9 @@ async def run_configuration(
                 "ECRD_S3_REDIRECT": "false",
             }
             moto_pid = s3.pid
+        # One keyring for every process, as a cluster must have: each seals and opens the
+        # signing keys its tokens are made with, so one process's login works on the others.
+        environment["ECRD_SEALING_KEYS"] = new_sealing_key()
         servers = processes(config, workdir, environment, "streamed")
         with running(*servers):
             share_login(servers)
