@@ -37,9 +37,11 @@ HEAD_REVISION = "0010"
 # asyncpg waits 60 s for a server by default; a start or a pool refill should fail sooner.
 CONNECT_TIMEOUT_SECONDS = 5.0
 # PostgreSQL connections of one process: at most 15 writing and 20 reading (a server's
-# default max_connections of 100 takes two processes and the tools beside them).
-WRITE_POOL_SIZE, WRITE_POOL_OVERFLOW = 5, 10
-READ_POOL_SIZE, READ_POOL_OVERFLOW = 10, 10
+# default max_connections of 100 takes two processes and the tools beside them), all kept
+# open once made: an overflow connection is closed when it goes back, so under load every
+# statement beyond the pool paid a connect (and its TLS attempt) and a close.
+WRITE_POOL_SIZE, WRITE_POOL_OVERFLOW = 15, 0
+READ_POOL_SIZE, READ_POOL_OVERFLOW = 20, 0
 ACCEPTED_URLS = "sqlite:///PATH or postgresql://USER[:PASSWORD]@HOST[:PORT]/DATABASE"
 _SQLITE_SCHEMES = ("sqlite", "sqlite+pysqlite", "sqlite+aiosqlite")
 _POSTGRESQL_SCHEMES = ("postgresql", "postgres", "postgresql+asyncpg")
