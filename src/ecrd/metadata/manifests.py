@@ -29,12 +29,11 @@ from ecrd.metadata.records import (
     as_utc_or_none,
     utcnow,
 )
-from ecrd.metadata.registries import POLICY_AND_SCOPE, PolicyAndScope
+from ecrd.metadata.registries import POLICY_COLUMNS, POLICY_SCOPE_AND_REPOSITORY, PolicyAndScope
 from ecrd.metadata.replication import DELETE, PUSH, UNTAG, queue_replication
 from ecrd.metadata.repositories import COLUMNS as REPOSITORY_COLUMNS
 from ecrd.metadata.repositories import repository_record
 from ecrd.metadata.schema import (
-    account_settings,
     manifest_blobs,
     manifest_children,
     manifests,
@@ -82,18 +81,25 @@ def _record(row: Any, prefix: str = "") -> Manifest:
 
 # Images whose pull time one statement sets (bound parameters stay well under SQLite's limit).
 PULL_BATCH = 500
-# The pull path's one statement: the repository by name, and the manifest a tag or digest
-# names in it (NULLs when only the repository exists). Built once; executions bind values.
 _REPOSITORY_MATCH = (repositories.c.registry_id == bindparam("registry_id")) & (
     repositories.c.name == bindparam("name")
 )
+# The tag, and the manifest by digest, that the parameters name in the joined repository.
+_TAG_OF_REPOSITORY = and_(
+    tags.c.repository_id == repositories.c.id, tags.c.name == bindparam("tag")
+)
+_DIGEST_IN_REPOSITORY = and_(
+    manifests.c.repository_id == repositories.c.id, manifests.c.digest == bindparam("digest")
+)
 _MANIFEST_COLUMNS = [column.label(f"manifest_{column.name}") for column in manifests.c]
+# The pull path's one statement: the repository by name, and the manifest a tag or digest
+# names in it (NULLs when only the repository exists). Built once; executions bind values.
 _PULL_BY_TAG = (
     select(*REPOSITORY_COLUMNS, *_MANIFEST_COLUMNS)
     .select_from(
-        repositories.outerjoin(
-            tags, and_(tags.c.repository_id == repositories.c.id, tags.c.name == bindparam("tag"))
-        ).outerjoin(manifests, manifests.c.id == tags.c.manifest_id)
+        repositories.outerjoin(tags, _TAG_OF_REPOSITORY).outerjoin(
+            manifests, manifests.c.id == tags.c.manifest_id
+        )
     )
     .where(_REPOSITORY_MATCH)
 )
@@ -102,10 +108,7 @@ _PULL_BY_DIGEST = (
     .select_from(
         repositories.outerjoin(
             manifests,
-            and_(
-                manifests.c.repository_id == repositories.c.id,
-                manifests.c.digest == bindparam("digest"),
-            ),
+            _DIGEST_IN_REPOSITORY,
         )
     )
     .where(_REPOSITORY_MATCH)
@@ -115,38 +118,21 @@ _PULL_BY_DIGEST = (
 # The same, with the registry policy and its scope in front: what an authorized pull needs
 # besides the caller, in one statement (no repository: NULLs after the policy; a registry
 # with no row: no row).
-_POLICY_COLUMNS = (
-    registries.c.policy_text.label("registry_policy_text"),
-    account_settings.c.value.label("policy_scope"),
-)
 _AUTHORIZED_PULL_BY_TAG = (
-    select(*_POLICY_COLUMNS, *REPOSITORY_COLUMNS, *_MANIFEST_COLUMNS)
+    select(*POLICY_COLUMNS, *REPOSITORY_COLUMNS, *_MANIFEST_COLUMNS)
     .select_from(
-        POLICY_AND_SCOPE.outerjoin(
-            repositories,
-            (repositories.c.registry_id == registries.c.id)
-            & (repositories.c.name == bindparam("name")),
+        POLICY_SCOPE_AND_REPOSITORY.outerjoin(tags, _TAG_OF_REPOSITORY).outerjoin(
+            manifests, manifests.c.id == tags.c.manifest_id
         )
-        .outerjoin(
-            tags, and_(tags.c.repository_id == repositories.c.id, tags.c.name == bindparam("tag"))
-        )
-        .outerjoin(manifests, manifests.c.id == tags.c.manifest_id)
     )
     .where(registries.c.id == bindparam("registry_id"))
 )
 _AUTHORIZED_PULL_BY_DIGEST = (
-    select(*_POLICY_COLUMNS, *REPOSITORY_COLUMNS, *_MANIFEST_COLUMNS)
+    select(*POLICY_COLUMNS, *REPOSITORY_COLUMNS, *_MANIFEST_COLUMNS)
     .select_from(
-        POLICY_AND_SCOPE.outerjoin(
-            repositories,
-            (repositories.c.registry_id == registries.c.id)
-            & (repositories.c.name == bindparam("name")),
-        ).outerjoin(
+        POLICY_SCOPE_AND_REPOSITORY.outerjoin(
             manifests,
-            and_(
-                manifests.c.repository_id == repositories.c.id,
-                manifests.c.digest == bindparam("digest"),
-            ),
+            _DIGEST_IN_REPOSITORY,
         )
     )
     .where(registries.c.id == bindparam("registry_id"))

@@ -28,25 +28,25 @@ _MAX_REMEMBERED_MISSES = 10_000
 PolicyAndScope = tuple[str | None, str | None]
 
 # The registry joined to its policy scope setting.
-POLICY_AND_SCOPE = registries.outerjoin(
+_WITH_SCOPE = registries.outerjoin(
     account_settings,
     (account_settings.c.registry_id == registries.c.id)
     & (account_settings.c.name == POLICY_SCOPE_SETTING),
 )
+# ... and to the repository named by the `name` parameter (NULLs when there is none), for
+# statements `WHERE registries.id = ...`.
+POLICY_SCOPE_AND_REPOSITORY = _WITH_SCOPE.outerjoin(
+    repositories,
+    (repositories.c.registry_id == registries.c.id) & (repositories.c.name == bindparam("name")),
+)
+POLICY_COLUMNS = (
+    registries.c.policy_text.label("registry_policy_text"),
+    account_settings.c.value.label("policy_scope"),
+)
 # Built once: every authorized data-plane request runs it.
 _POLICY_SCOPE_AND_REPOSITORY = (
-    select(
-        registries.c.policy_text.label("registry_policy_text"),
-        account_settings.c.value.label("policy_scope"),
-        *REPOSITORY_COLUMNS,
-    )
-    .select_from(
-        POLICY_AND_SCOPE.outerjoin(
-            repositories,
-            (repositories.c.registry_id == registries.c.id)
-            & (repositories.c.name == bindparam("name")),
-        )
-    )
+    select(*POLICY_COLUMNS, *REPOSITORY_COLUMNS)
+    .select_from(POLICY_SCOPE_AND_REPOSITORY)
     .where(registries.c.id == bindparam("registry_id"))
 )
 
@@ -139,7 +139,7 @@ class RegistryStore:
         put), in one read: every authorization asks for both."""
         query = (
             select(registries.c.policy_text, account_settings.c.value)
-            .select_from(POLICY_AND_SCOPE)
+            .select_from(_WITH_SCOPE)
             .where(registries.c.id == registry_id)
         )
         row = await self._database.read(lambda connection: connection.execute(query).first())
