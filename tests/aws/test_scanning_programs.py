@@ -16,6 +16,7 @@ import pytest
 
 from tests.aws.scanning_helpers import advisory, findings_of, layer, push_layers
 from tests.conftest import EcrdServer
+from tests.scanning.rpm_databases import berkeley_db_of, rpm_database
 
 # The framing Go writes around the module information (cmd/go's infoStart / infoEnd).
 _INFO_START = bytes.fromhex("3077af0c9274080241e1c107e6d618e6")
@@ -95,6 +96,9 @@ RPM_ADVISORIES = [
     advisory("ALSA-2023:0004", "AlmaLinux:8", "bash", "9.9-1.el8", "HIGH"),
     # `~` sorts before the release it precedes: 2.34~rc1 < 2.34
     advisory("ALSA-2023:0005", "AlmaLinux:9", "glibc", "2.34-1.el9", "LOW"),
+    # Amazon Linux 2's: bash before 5.1.8-7 is affected, glibc is fixed at what is installed
+    advisory("ALAS2-2023-0001", "Amazon Linux:2", "bash", "5.1.8-7.el9", "HIGH"),
+    advisory("ALAS2-2023-0002", "Amazon Linux:2", "glibc", "2.34~rc1-1.el9", "HIGH"),
 ]
 
 
@@ -171,47 +175,6 @@ def runc_go_version(runc: Path) -> str:
     return f"{parts[0]}.{parts[1]}.{parts[2]}"
 
 
-def rpm_database(folder: Path) -> bytes:
-    """rpmdb.sqlite with two packages rpmbuild built and rpm installed (database only)."""
-    if shutil.which("rpmbuild") is None:
-        pytest.fail("rpmbuild is not installed (scripts/install-test-tools installs rpm)")
-    packages = [
-        ("openssl-libs", "1", "3.0.7", "24.el9"),
-        ("bash", None, "5.1.8", "6.el9"),
-        ("glibc", None, "2.34~rc1", "1.el9"),
-    ]
-    built = []
-    for name, epoch, version, release in packages:
-        spec = folder / f"{name}.spec"
-        lines = [
-            f"Name: {name}",
-            f"Version: {version}",
-            f"Release: {release}",
-            *([f"Epoch: {epoch}"] if epoch else []),
-            "Summary: a package for ecrd's scanner test",
-            "License: MIT",
-            "BuildArch: noarch",
-            "%description",
-            "test",
-            "%files",
-        ]
-        spec.write_text("\n".join(lines) + "\n")
-        done = subprocess.run(
-            ["rpmbuild", "--define", f"_topdir {folder / 'build'}", "-bb", str(spec)],
-            capture_output=True, text=True, timeout=120,
-        )  # fmt: skip
-        assert done.returncode == 0, done.stderr
-        built += list((folder / "build" / "RPMS" / "noarch").glob(f"{name}-*.rpm"))
-    database = folder / "root" / "var" / "lib" / "rpm"
-    database.mkdir(parents=True)
-    installed = subprocess.run(
-        ["rpm", "--dbpath", str(database), "-i", "--justdb", "--nodeps", *map(str, built)],
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
-    assert installed.returncode == 0, installed.stderr
-    return (database / "rpmdb.sqlite").read_bytes()
-
-
 def test_an_rpm_distribution_is_read_from_its_rpm_database(
     programs_server: EcrdServer, tmp_path: Path
 ) -> None:
@@ -228,4 +191,24 @@ def test_an_rpm_distribution_is_read_from_its_rpm_database(
     assert findings_of(ecr, "scan/alma", digest) == [
         ("ALSA-2023:0005", "glibc", "2.34~rc1-1.el9", "LOW"),
         ("CVE-2023-1001", "openssl-libs", "1:3.0.7-24.el9", "HIGH"),
+    ]
+
+
+def test_amazon_linux_2_is_read_from_its_berkeley_db(
+    programs_server: EcrdServer, tmp_path: Path
+) -> None:
+    # Given an Amazon Linux 2 image, whose rpm keeps its packages in a Berkeley DB
+    ecr = programs_server.ecr()
+    ecr.create_repository(repositoryName="scan/al2")
+    image = layer(
+        {
+            "etc/os-release": b'NAME="Amazon Linux"\nID="amzn"\nVERSION_ID="2"\n',
+            "var/lib/rpm/Packages": berkeley_db_of(rpm_database(tmp_path), tmp_path),
+        }
+    )
+    digest = push_layers(ecr, "scan/al2", [image], "2")
+    ecr.start_image_scan(repositoryName="scan/al2", imageId={"imageDigest": digest})
+    # Then its packages meet Amazon Linux 2's advisories, and no other release's
+    assert findings_of(ecr, "scan/al2", digest) == [
+        ("ALAS2-2023-0001", "bash", "5.1.8-6.el9", "HIGH"),
     ]

@@ -1,5 +1,6 @@
-"""The Go build information and RPM header readers on what a hostile or broken image may hold:
-each answers "nothing here" rather than failing the scan."""
+"""The Go build information and RPM database readers on what a hostile or broken image may
+hold: each answers "nothing here" rather than failing the scan; and the Berkeley DB reader
+against real rpm's own listing."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from ecrd.scanning.go_buildinfo import MAGIC, parse_blob, read_executable
-from ecrd.scanning.rpmdb import HeaderInvalid, read_database, read_header
+from ecrd.scanning.rpmdb import HeaderInvalid, read_bdb_database, read_database, read_header
+from tests.scanning.rpm_databases import berkeley_db_of, rpm_database, rpm_lists
 
 pytestmark = pytest.mark.metadata_independent
 
@@ -73,3 +75,41 @@ def test_a_database_that_is_not_rpms_is_nothing(tmp_path: Path) -> None:
         connection.execute("INSERT INTO Packages (blob) VALUES (?), (?)", (header, b"junk"))
     [package] = read_database(packages.read_bytes())
     assert (package.name, package.version) == ("tool", "1.0-2")
+
+
+@pytest.fixture(scope="module")
+def sqlite_rpmdb(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    return rpm_database(tmp_path_factory.mktemp("rpmdb"))
+
+
+@pytest.mark.parametrize("page_size", [512, 4096, 65536])
+def test_a_berkeley_db_rpm_database_lists_what_rpm_lists(
+    sqlite_rpmdb: bytes, tmp_path: Path, page_size: int
+) -> None:
+    # Given the Packages file of an rpm of Berkeley DB days, with pages so small that each
+    # header spans several overflow pages, of the common size, and so large that every header
+    # stays on its page
+    packages = berkeley_db_of(sqlite_rpmdb, tmp_path, page_size)
+    # Then ecrd reads the packages real rpm (its bdb_ro backend) lists from it
+    read = sorted(f"{p.name}-{p.version}" for p in read_bdb_database(packages))
+    assert read == rpm_lists(packages, tmp_path)
+    assert read == ["bash-5.1.8-6.el9", "glibc-2.34~rc1-1.el9", "openssl-libs-1:3.0.7-24.el9"]
+
+
+def test_a_broken_berkeley_db_is_nothing_or_what_is_whole(
+    sqlite_rpmdb: bytes, tmp_path: Path
+) -> None:
+    packages = berkeley_db_of(sqlite_rpmdb, tmp_path, 512)
+    assert read_bdb_database(b"") == []
+    assert read_bdb_database(b"\0" * 8192) == []
+    assert read_bdb_database(sqlite_rpmdb) == []  # the other format
+    # Truncated: the packages whose pages are all there, and no error for the others
+    whole = {p.name for p in read_bdb_database(packages)}
+    for cut in range(512, len(packages), 512 * 3):
+        assert {p.name for p in read_bdb_database(packages[:cut])} <= whole
+    # Every overflow page pointing at itself: a loop, which is skipped
+    looped = bytearray(packages)
+    for start in range(512, len(looped), 512):
+        if looped[start + 25] == 7:
+            looped[start + 16 : start + 20] = struct.pack("<I", start // 512)
+    assert read_bdb_database(bytes(looped)) == []

@@ -3,7 +3,8 @@
 
 Only the files that name installed packages are kept from each layer, each at most
 MAX_FILE_BYTES: the dpkg status file (Debian, Ubuntu), the apk database (Alpine), rpm's
-SQLite database (Fedora, RHEL 9 and its rebuilds, Amazon Linux 2023; at most MAX_RPMDB_BYTES),
+SQLite database (Fedora, RHEL 9 and its rebuilds, Amazon Linux 2023) or Berkeley DB one (RHEL
+and CentOS 7 and 8, Amazon Linux 2; either at most MAX_RPMDB_BYTES),
 Python `*.dist-info/METADATA`, npm's `node_modules/<name>/package.json`, and
 `etc/os-release` (which release the OS packages belong to). Of executable files (ELF, at most
 MAX_EXECUTABLE_BYTES) only the Go build information is kept: the Go version (OSV's `stdlib`
@@ -23,7 +24,7 @@ from email.parser import HeaderParser
 from typing import IO
 
 from ecrd.scanning.go_buildinfo import GoBuild, read_executable
-from ecrd.scanning.rpmdb import RPMDB_SQLITE, read_database
+from ecrd.scanning.rpmdb import RPMDB_BDB, RPMDB_SQLITE, read_bdb_database, read_database
 
 MAX_FILE_BYTES = 8 * 1024 * 1024
 MAX_RPMDB_BYTES = 256 * 1024 * 1024
@@ -46,7 +47,7 @@ class Package:
 
 def _wanted(path: str) -> bool:
     return (
-        path in (DPKG_STATUS, APK_INSTALLED, RPMDB_SQLITE, *OS_RELEASE)
+        path in (DPKG_STATUS, APK_INSTALLED, RPMDB_SQLITE, RPMDB_BDB, *OS_RELEASE)
         or (path.endswith(".dist-info/METADATA") and "site-packages/" in path)
         or _is_npm_manifest(path)
     )
@@ -94,7 +95,7 @@ class Filesystem:
                     if _maybe_program(member):
                         self._read_program(layer, member, path)
                     continue
-                limit = MAX_RPMDB_BYTES if path == RPMDB_SQLITE else MAX_FILE_BYTES
+                limit = MAX_RPMDB_BYTES if path in (RPMDB_SQLITE, RPMDB_BDB) else MAX_FILE_BYTES
                 if not member.isfile() or member.size > limit:
                     self.files.pop(path, None)
                     continue
@@ -115,9 +116,17 @@ class Filesystem:
             found += _dpkg(self.files[DPKG_STATUS].decode("utf-8", "replace"), os_ecosystem)
         if APK_INSTALLED in self.files:
             found += _apk(self.files[APK_INSTALLED].decode("utf-8", "replace"), os_ecosystem)
-        if RPMDB_SQLITE in self.files:
-            for rpm in read_database(self.files[RPMDB_SQLITE]):
-                found.append(Package(rpm.name, rpm.name, rpm.version, os_ecosystem["rpm"]))
+        # rpm's SQLite database where there is one (a release that moved to it may keep its
+        # old Berkeley DB file), else the Berkeley DB one.
+        rpms = (
+            read_database(self.files[RPMDB_SQLITE])
+            if RPMDB_SQLITE in self.files
+            else read_bdb_database(self.files[RPMDB_BDB])
+            if RPMDB_BDB in self.files
+            else []
+        )
+        for rpm in rpms:
+            found.append(Package(rpm.name, rpm.name, rpm.version, os_ecosystem["rpm"]))
         for _path, build in sorted(self.go_programs.items()):
             found += _go(build)
         for path, data in sorted(self.files.items()):

@@ -7,18 +7,24 @@ offset into the data, count) and the data. ecrd reads four tags from it: NAME, V
 RELEASE and EPOCH (the RPM distributions' OSV advisories name binary packages, so the source
 package is not needed). No PyPI library reads these headers, hence this reader.
 
-The older Berkeley DB (`Packages`: RHEL 8, Amazon Linux 2) and NDB (`Packages.db`: SUSE)
-formats are not read.
+The older Berkeley DB database (`Packages`: RHEL and CentOS 7 and 8, Amazon Linux 2) holds the
+same header blobs as values of a hash database (`scanning.berkeley_db`). The NDB format
+(`Packages.db`: SUSE Linux Enterprise 15) is not read.
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import sqlite3
 import struct
+from collections.abc import Iterable
 from dataclasses import dataclass
 
+from ecrd.scanning.berkeley_db import NotHashDatabase, hash_values
+
 RPMDB_SQLITE = "var/lib/rpm/rpmdb.sqlite"
+RPMDB_BDB = "var/lib/rpm/Packages"
 _NAME, _VERSION, _RELEASE, _EPOCH = 1000, 1001, 1002, 1003
 _WANTED = frozenset({_NAME, _VERSION, _RELEASE, _EPOCH})
 _INT32, _STRING = 4, 6
@@ -93,15 +99,25 @@ def read_database(data: bytes) -> list[RpmPackage]:
             rows = connection.execute(
                 "SELECT blob FROM Packages ORDER BY hnum LIMIT ?", (_MAX_PACKAGES,)
             ).fetchall()
-            found = []
-            for (blob,) in rows:
-                if not isinstance(blob, bytes):
-                    continue
-                with contextlib.suppress(HeaderInvalid):
-                    package = _package(read_header(blob))
-                    if package is not None:
-                        found.append(package)
-            return found
+            return _packages(blob for (blob,) in rows if isinstance(blob, bytes))
         return []
     finally:
         connection.close()
+
+
+def read_bdb_database(data: bytes) -> list[RpmPackage]:
+    """The packages of a Berkeley DB `Packages` file's bytes; [] when it is not one."""
+    try:
+        return _packages(itertools.islice(hash_values(data), _MAX_PACKAGES))
+    except NotHashDatabase:
+        return []
+
+
+def _packages(blobs: Iterable[bytes]) -> list[RpmPackage]:
+    found = []
+    for blob in blobs:
+        with contextlib.suppress(HeaderInvalid):
+            package = _package(read_header(blob))
+            if package is not None:
+                found.append(package)
+    return found
