@@ -55,10 +55,12 @@ def rpm_database(folder: Path) -> bytes:
     return (database / "rpmdb.sqlite").read_bytes()
 
 
-def berkeley_db_of(sqlite_database: bytes, folder: Path, page_size: int = 4096) -> bytes:
+def berkeley_db_of(
+    sqlite_database: bytes, folder: Path, page_size: int = 4096, byte_order: int = 1234
+) -> bytes:
     """The `Packages` file an rpm of Berkeley DB days would have made of the same headers:
     a hash database keyed by the package number (4 bytes, little-endian), written by
-    db5.3_load from its text form."""
+    db5.3_load from its text form; `byte_order` 4321 writes it big-endian (as on s390x)."""
     if shutil.which("db5.3_load") is None:
         pytest.fail("db5.3_load is not installed (scripts/install-test-tools installs it)")
     source = folder / "from.sqlite"
@@ -71,9 +73,10 @@ def berkeley_db_of(sqlite_database: bytes, folder: Path, page_size: int = 4096) 
     lines.append("DATA=END")
     dump = folder / "packages.dump"
     dump.write_text("\n".join(lines) + "\n")
-    target = folder / f"Packages-{page_size}"
+    target = folder / f"Packages-{page_size}-{byte_order}"
+    settings = ["-c", f"db_pagesize={page_size}", "-c", f"db_lorder={byte_order}"]
     loaded = subprocess.run(
-        ["db5.3_load", "-c", f"db_pagesize={page_size}", "-f", str(dump), str(target)],
+        ["db5.3_load", *settings, "-f", str(dump), str(target)],
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert loaded.returncode == 0, loaded.stderr

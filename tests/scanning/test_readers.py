@@ -82,14 +82,16 @@ def sqlite_rpmdb(tmp_path_factory: pytest.TempPathFactory) -> bytes:
     return rpm_database(tmp_path_factory.mktemp("rpmdb"))
 
 
-@pytest.mark.parametrize("page_size", [512, 4096, 65536])
+@pytest.mark.parametrize(
+    ("page_size", "byte_order"), [(512, 1234), (4096, 1234), (65536, 1234), (4096, 4321)]
+)
 def test_a_berkeley_db_rpm_database_lists_what_rpm_lists(
-    sqlite_rpmdb: bytes, tmp_path: Path, page_size: int
+    sqlite_rpmdb: bytes, tmp_path: Path, page_size: int, byte_order: int
 ) -> None:
     # Given the Packages file of an rpm of Berkeley DB days, with pages so small that each
     # header spans several overflow pages, of the common size, and so large that every header
-    # stays on its page
-    packages = berkeley_db_of(sqlite_rpmdb, tmp_path, page_size)
+    # stays on its page; and one written big-endian
+    packages = berkeley_db_of(sqlite_rpmdb, tmp_path, page_size, byte_order)
     # Then ecrd reads the packages real rpm (its bdb_ro backend) lists from it
     read = sorted(f"{p.name}-{p.version}" for p in read_bdb_database(packages))
     assert read == rpm_lists(packages, tmp_path)
