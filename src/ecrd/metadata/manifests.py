@@ -45,7 +45,6 @@ from ecrd.metadata.schema import (
 from ecrd.metadata.signing import queue_signing
 from ecrd.metadata.statements import (
     insert_ignoring_conflicts,
-    lexical,
     repository_exists,
     upsert,
 )
@@ -438,11 +437,10 @@ class ManifestStore:
 
     async def list_tags(self, repository_id: int, after: str | None, limit: int) -> list[str]:
         """Tag names in lexical order, those after `after`, at most `limit` of them."""
-        name = lexical(self._database.dialect, tags.c.name)
         query = select(tags.c.name).where(tags.c.repository_id == repository_id)
         if after is not None:
-            query = query.where(name > after)
-        query = query.order_by(name).limit(limit)
+            query = query.where(tags.c.name > after)
+        query = query.order_by(tags.c.name).limit(limit)
         return await self._database.read(
             lambda connection: list(connection.execute(query).scalars())
         )

@@ -11,7 +11,7 @@ from ecrd.errors import ExclusionAlreadyExists, TooManyExclusions
 from ecrd.metadata.database import Database
 from ecrd.metadata.records import utcnow
 from ecrd.metadata.schema import pull_time_exclusions, registries
-from ecrd.metadata.statements import insert_ignoring_conflicts, lexical
+from ecrd.metadata.statements import insert_ignoring_conflicts
 
 
 class PullTimeExclusionStore:
@@ -73,10 +73,8 @@ class PullTimeExclusionStore:
 
     async def page(self, registry_id: int, after: str | None, limit: int) -> list[str]:
         """Excluded principals' ARNs in byte order, those after `after`, at most `limit`."""
-        arn = lexical(self._database.dialect, pull_time_exclusions.c.principal_arn)
-        query = select(pull_time_exclusions.c.principal_arn).where(
-            pull_time_exclusions.c.registry_id == registry_id
-        )
+        arn = pull_time_exclusions.c.principal_arn
+        query = select(arn).where(pull_time_exclusions.c.registry_id == registry_id)
         if after is not None:
             query = query.where(arn > after)
         query = query.order_by(arn).limit(limit)

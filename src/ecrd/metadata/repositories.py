@@ -20,7 +20,7 @@ from ecrd.metadata.records import (
 from ecrd.metadata.replication import forget_repository
 from ecrd.metadata.schema import manifests, repositories, repository_tags, uploads
 from ecrd.metadata.signing import forget_repository_signatures
-from ecrd.metadata.statements import insert_ignoring_conflicts, lexical
+from ecrd.metadata.statements import insert_ignoring_conflicts
 from ecrd.metadata.uploads import upload_record
 
 # ECR allows this many resource tags on one repository.
@@ -171,11 +171,10 @@ class RepositoryStore:
 
     async def list_names(self, registry_id: int, after: str | None, limit: int) -> list[str]:
         """Names in lexical order, those after `after`, at most `limit` of them."""
-        name = lexical(self._database.dialect, repositories.c.name)
         query = select(repositories.c.name).where(repositories.c.registry_id == registry_id)
         if after is not None:
-            query = query.where(name > after)
-        query = query.order_by(name).limit(limit)
+            query = query.where(repositories.c.name > after)
+        query = query.order_by(repositories.c.name).limit(limit)
 
         def work(connection: Connection) -> list[str]:
             return list(connection.execute(query).scalars())
@@ -184,11 +183,10 @@ class RepositoryStore:
 
     async def page(self, registry_id: int, after: str | None, limit: int) -> list[Repository]:
         """Repositories in lexical order of name, those after `after`, at most `limit`."""
-        name = lexical(self._database.dialect, repositories.c.name)
         query = select(*COLUMNS).where(repositories.c.registry_id == registry_id)
         if after is not None:
-            query = query.where(name > after)
-        query = query.order_by(name).limit(limit)
+            query = query.where(repositories.c.name > after)
+        query = query.order_by(repositories.c.name).limit(limit)
         return await self._database.read(
             lambda connection: [repository_record(row) for row in connection.execute(query)]
         )

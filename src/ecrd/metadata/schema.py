@@ -70,9 +70,9 @@ DIGEST = String(160)  # "sha512:" + 128 hex
 
 
 def byte_ordered(length: int) -> String:
-    """A name listed in byte order (the tag list and catalog orders, and ECR's): PostgreSQL
-    compares it with the C collation, so that its indexes serve `ORDER BY name` and keyset
-    pages (SQLite compares bytes already)."""
+    """A name listed in byte order (the tag list and catalog orders, ECR's and Secrets
+    Manager's): PostgreSQL compares it with the C collation, so that `ORDER BY`, keyset pages
+    and its indexes all agree on that order (SQLite compares bytes already)."""
     return String(length).with_variant(String(length, collation="C"), "postgresql")
 
 
@@ -353,7 +353,7 @@ pull_time_exclusions = Table(
         primary_key=True,
     ),
     # An IAM user or role ARN whose pulls do not update lastRecordedPullTime.
-    Column("principal_arn", String(200), primary_key=True),
+    Column("principal_arn", byte_ordered(200), primary_key=True),
     Column("created_at", Timestamp, nullable=False),
 )
 
@@ -414,7 +414,7 @@ secrets = Table(
     Column("id", Integer, primary_key=True),
     Column("account_id", String(12), nullable=False),
     Column("region", String(32), nullable=False),
-    Column("name", String(512), nullable=False),
+    Column("name", byte_ordered(512), nullable=False),
     # arn:aws:secretsmanager:<region>:<account>:secret:<name>-<6 random characters>
     Column("arn", String(640), nullable=False, unique=True),
     Column("description", Text, nullable=True),

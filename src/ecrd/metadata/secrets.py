@@ -42,7 +42,7 @@ from ecrd.metadata.database import Database
 from ecrd.metadata.records import as_utc, as_utc_or_none, utcnow
 from ecrd.metadata.schema import Timestamp, secret_tags, secret_version_stages, secret_versions
 from ecrd.metadata.schema import secrets as secrets_table
-from ecrd.metadata.statements import insert_ignoring_conflicts, lexical, upsert
+from ecrd.metadata.statements import insert_ignoring_conflicts, upsert
 from ecrd.sealing import Keyring, ResealReport, Unsealable, key_id_of
 
 CURRENT = "AWSCURRENT"
@@ -282,7 +282,7 @@ class SecretStore:
         """Up to `limit` secrets of the account and region that pass the filters, in the
         listing's order, after the key `after` (see `sort_key`)."""
         now = utcnow()
-        key = _sort_column(listing.sort_by, self._database.dialect)
+        key = _sort_column(listing.sort_by)
         query = select(secrets_table).where(_scope(account_id, region) & _not_purged(now))
         if not listing.include_deleted:
             query = query.where(secrets_table.c.deleted_at.is_(None))
@@ -663,9 +663,9 @@ def sort_value(listing: Listing, text: str) -> Any:
     return text if listing.sort_by == "name" else datetime.fromisoformat(text)
 
 
-def _sort_column(sort_by: str, dialect: str) -> ColumnElement[Any]:
+def _sort_column(sort_by: str) -> ColumnElement[Any]:
     if sort_by == "name":
-        return lexical(dialect, secrets_table.c.name)
+        return secrets_table.c.name
     if sort_by == "last-changed-date":
         return secrets_table.c.changed_at
     if sort_by == "last-accessed-date":

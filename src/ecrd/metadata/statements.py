@@ -6,7 +6,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Table, bindparam, select, text
+from sqlalchemy import Connection, Table, bindparam, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ecrd.metadata.schema import repositories
@@ -43,11 +43,6 @@ def _excluded(dialect: str, table: Table) -> Any:
     # into it, and costly to build (a proxy per column), so built once per table.
     module = postgresql if dialect == "postgresql" else sqlite
     return module.insert(table).excluded
-
-
-def lexical(dialect: str, column: ColumnElement[str]) -> ColumnElement[str]:
-    """The column compared byte by byte, as tag and catalog listings must order names."""
-    return column.collate("C") if dialect == "postgresql" else column
 
 
 # Keys of the PostgreSQL advisory locks ecrd takes (any constants, unique within ecrd).
