@@ -8,10 +8,13 @@ import io
 import json
 import tarfile
 import uuid
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
+from pathlib import Path
 from typing import Any
 
 from tests.aws.images_helpers import descriptor, digest_of, ensure_layer, put_image
+from tests.conftest import EcrdServer
+from tests.waiting import eventually
 
 OCI_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
 
@@ -55,7 +58,7 @@ def advisory(
     }  # fmt: skip
 
 
-def layer(files: dict[str, bytes | None], executable: Collection[str] = ()) -> bytes:
+def layer(files: Mapping[str, bytes | None], executable: Collection[str] = ()) -> bytes:
     """A gzip tar layer; a None value is a whiteout of that path; `executable` paths get mode
     0755 (others 0644)."""
     raw = io.BytesIO()
@@ -133,3 +136,21 @@ def debian_image(ecr: Any, repository: str, tag: str = "v1") -> str:
         }
     )
     return push_layers(ecr, repository, [base, top], tag)
+
+
+def import_advisories(server: EcrdServer, folder: Path, records: list[dict[str, Any]]) -> None:
+    """`ecrd vulndb import` of `records`, written to a new file in `folder`."""
+    path = folder / f"advisories-{len(list(folder.iterdir()))}.json"
+    path.write_text(json.dumps(records))
+    done = server.ecrd_command("vulndb", "import", str(path))
+    assert done.returncode == 0, done.stderr
+
+
+def run_scanning_job(server: EcrdServer) -> None:
+    """Run the scanning job to its end with `ecrd jobs run scanning`, once the server's own
+    run (which holds the job's lease) lets it: every scan due and every stale one is then
+    done."""
+    eventually(
+        lambda: server.ecrd_command("jobs", "run", "scanning"),
+        lambda done: done.returncode == 0,
+    )

@@ -5,16 +5,21 @@ packages `rpmbuild` built), against OSV advisories in the Go and AlmaLinux ecosy
 
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.aws.scanning_helpers import advisory, findings_of, layer, push_layers
+from tests.aws.scanning_helpers import (
+    advisory,
+    findings_of,
+    import_advisories,
+    layer,
+    push_layers,
+)
 from tests.conftest import EcrdServer
 from tests.scanning.rpm_databases import berkeley_db_of, rpm_database
 
@@ -107,10 +112,7 @@ def programs_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EcrdSe
     folder = tmp_path_factory.mktemp("scan-programs")
     instance = EcrdServer(folder / "data", environment={"ECRD_JOB_POLL_SECONDS": "0.5"})
     instance.start()
-    records = folder / "advisories.json"
-    records.write_text(json.dumps(GO_ADVISORIES + RPM_ADVISORIES))
-    imported = instance.ecrd_command("vulndb", "import", str(records))
-    assert imported.returncode == 0, imported.stderr
+    import_advisories(instance, folder, GO_ADVISORIES + RPM_ADVISORIES)
     yield instance
     instance.stop()
 
@@ -175,20 +177,23 @@ def runc_go_version(runc: Path) -> str:
     return f"{parts[0]}.{parts[1]}.{parts[2]}"
 
 
+def scanned(
+    server: EcrdServer, repository: str, files: Mapping[str, bytes | None]
+) -> list[tuple[str, str, str, str]]:
+    """The findings of a one-layer image of `files`, pushed to a new repository and scanned."""
+    ecr = server.ecr()
+    ecr.create_repository(repositoryName=repository)
+    digest = push_layers(ecr, repository, [layer(files)], "v1")
+    ecr.start_image_scan(repositoryName=repository, imageId={"imageDigest": digest})
+    return findings_of(ecr, repository, digest)
+
+
 def test_an_rpm_distribution_is_read_from_its_rpm_database(
     programs_server: EcrdServer, tmp_path: Path
 ) -> None:
-    ecr = programs_server.ecr()
-    ecr.create_repository(repositoryName="scan/alma")
-    image = layer(
-        {
-            "etc/os-release": b'NAME="AlmaLinux"\nID="almalinux"\nVERSION_ID="9.3"\n',
-            "var/lib/rpm/rpmdb.sqlite": rpm_database(tmp_path),
-        }
-    )
-    digest = push_layers(ecr, "scan/alma", [image], "9")
-    ecr.start_image_scan(repositoryName="scan/alma", imageId={"imageDigest": digest})
-    assert findings_of(ecr, "scan/alma", digest) == [
+    os_release = b'NAME="AlmaLinux"\nID="almalinux"\nVERSION_ID="9.3"\n'
+    image = {"etc/os-release": os_release, "var/lib/rpm/rpmdb.sqlite": rpm_database(tmp_path)}
+    assert scanned(programs_server, "scan/alma", image) == [
         ("ALSA-2023:0005", "glibc", "2.34~rc1-1.el9", "LOW"),
         ("CVE-2023-1001", "openssl-libs", "1:3.0.7-24.el9", "HIGH"),
     ]
@@ -198,17 +203,11 @@ def test_amazon_linux_2_is_read_from_its_berkeley_db(
     programs_server: EcrdServer, tmp_path: Path
 ) -> None:
     # Given an Amazon Linux 2 image, whose rpm keeps its packages in a Berkeley DB
-    ecr = programs_server.ecr()
-    ecr.create_repository(repositoryName="scan/al2")
-    image = layer(
-        {
-            "etc/os-release": b'NAME="Amazon Linux"\nID="amzn"\nVERSION_ID="2"\n',
-            "var/lib/rpm/Packages": berkeley_db_of(rpm_database(tmp_path), tmp_path),
-        }
-    )
-    digest = push_layers(ecr, "scan/al2", [image], "2")
-    ecr.start_image_scan(repositoryName="scan/al2", imageId={"imageDigest": digest})
+    image = {
+        "etc/os-release": b'NAME="Amazon Linux"\nID="amzn"\nVERSION_ID="2"\n',
+        "var/lib/rpm/Packages": berkeley_db_of(rpm_database(tmp_path), tmp_path),
+    }
     # Then its packages meet Amazon Linux 2's advisories, and no other release's
-    assert findings_of(ecr, "scan/al2", digest) == [
+    assert scanned(programs_server, "scan/al2", image) == [
         ("ALAS2-2023-0001", "bash", "5.1.8-6.el9", "HIGH"),
     ]
