@@ -6,8 +6,8 @@ depends on the database:
 - SQLite (default): reads run inline on the event loop. In WAL mode a reader never waits for a
   lock, and an indexed point query costs ~0.1 ms there against ~1-2 ms of round trips through
   an async driver's thread. Writes run in a worker thread, one hop per transaction, beginning
-  IMMEDIATE on one connection per process, so writers queue instead of failing on a lock
-  upgrade; `busy_timeout` covers writers in other processes.
+  IMMEDIATE on the one connection of the process's writer thread (`sqlite_writer`), so writers
+  queue instead of failing on a lock upgrade; `busy_timeout` covers writers in other processes.
 - PostgreSQL: the same functions run through asyncpg on the event loop (`run_sync`).
 
 URLs taken (`normalise_url`), anything else is refused before a connection is tried:
@@ -29,6 +29,7 @@ from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from ecrd.errors import RepositoryDeleted, StorageFull
+from ecrd.metadata.sqlite_writer import SqliteWriter
 from ecrd.metadata.statements import MIGRATION_LOCK, serialise
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
@@ -96,10 +97,12 @@ class Database:
         self._sqlite_write: Engine | None = None
         self._async_engine: AsyncEngine | None = None
         self._async_reads: AsyncEngine | None = None
+        self._sqlite_writer: SqliteWriter | None = None
         if self.is_sqlite:
             # A read is one statement, which SQLite runs as its own snapshot: no BEGIN needed.
             self._sqlite_read = _sqlite_engine(url, begin=None, pool_size=4)
             self._sqlite_write = _sqlite_engine(url, begin="BEGIN IMMEDIATE", pool_size=1)
+            self._sqlite_writer = SqliteWriter()
             self.dialect = "sqlite"
         else:
             connect_args: dict[str, Any] = {"timeout": CONNECT_TIMEOUT_SECONDS}
@@ -142,8 +145,9 @@ class Database:
         """Run `work` in one write transaction. A row it references that another transaction
         deleted (a repository, with everything in it) is RepositoryDeleted, not a crash."""
         try:
-            if self._sqlite_write is not None:
-                return await to_thread.run_sync(_run_sync, self._sqlite_write, work)
+            if self._sqlite_write is not None and self._sqlite_writer is not None:
+                engine = self._sqlite_write
+                return await self._sqlite_writer.run(lambda: _run_sync(engine, work))
             return await self._run_async(work)
         except IntegrityError as error:
             if _is_foreign_key_violation(error):
@@ -195,6 +199,8 @@ class Database:
         return await self.read(current)
 
     async def close(self) -> None:
+        if self._sqlite_writer is not None:
+            await to_thread.run_sync(self._sqlite_writer.close)
         for engine in (self._sqlite_read, self._sqlite_write):
             if engine is not None:
                 engine.dispose()
