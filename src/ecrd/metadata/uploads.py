@@ -40,6 +40,19 @@ _BY_ID = select(uploads).where(
     & (uploads.c.repository_id == bindparam("repository_id"))
 )
 
+# Statements of every push, built once with bound parameters: building one with its values
+# in it (and computing its cache key) cost more than running it.
+_INSERT = insert(uploads)
+_ADVANCE = (
+    update(uploads)
+    .where((uploads.c.id == bindparam("upload_id")) & (uploads.c.offset == bindparam("old_offset")))
+    .values(
+        offset=bindparam("new_offset"),
+        driver_state_json=bindparam("driver_state_json"),
+        updated_at=bindparam("updated_at"),
+    )
+)
+
 
 class UploadStore:
     def __init__(self, database: Database) -> None:
@@ -55,20 +68,20 @@ class UploadStore:
         """A new upload row; None when the repository's registry already has
         `max_open_in_registry` open uploads (counted in the same transaction)."""
         now = utcnow()
-        statement = insert(uploads).values(
-            id=upload_id,
-            repository_id=repository.id,
-            offset=0,
-            driver_state_json=driver_state_json,
-            created_at=now,
-            updated_at=now,
-        )
+        row = {
+            "id": upload_id,
+            "repository_id": repository.id,
+            "offset": 0,
+            "driver_state_json": driver_state_json,
+            "created_at": now,
+            "updated_at": now,
+        }
         bound = {"registry_id": repository.registry_id, "limit": max_open_in_registry}
 
         def work(connection: Connection) -> bool:
             if connection.execute(_OPEN_IN_REGISTRY, bound).scalar_one() >= max_open_in_registry:
                 return False
-            connection.execute(statement)
+            connection.execute(_INSERT, row)
             return True
 
         if not await self._database.write(work):
@@ -106,14 +119,16 @@ class UploadStore:
     ) -> bool:
         """Move the offset forward and keep the driver state that goes with it, if the offset
         still is `old_offset`; False if another writer won (its state stands)."""
-        statement = (
-            update(uploads)
-            .where((uploads.c.id == upload_id) & (uploads.c.offset == old_offset))
-            .values(offset=new_offset, driver_state_json=driver_state_json, updated_at=utcnow())
-        )
+        parameters = {
+            "upload_id": upload_id,
+            "old_offset": old_offset,
+            "new_offset": new_offset,
+            "driver_state_json": driver_state_json,
+            "updated_at": utcnow(),
+        }
 
         def work(connection: Connection) -> bool:
-            return bool(connection.execute(statement).rowcount)
+            return bool(connection.execute(_ADVANCE, parameters).rowcount)
 
         return await self._database.write(work)
 
