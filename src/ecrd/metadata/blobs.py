@@ -154,10 +154,7 @@ class BlobRecords:
         renewed by being asked for (see `_renew`): one write, only for such links."""
         parameters = {"repository_id": repository_id, "digest": digest}
 
-        def work(connection: Connection) -> Any:
-            return connection.execute(_LINKED, parameters).first()
-
-        row = await self._database.read(work)
+        row = await self._database.read_first(_LINKED, parameters)
         if row is None:
             return None
         released = row.released_at

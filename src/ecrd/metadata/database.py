@@ -18,17 +18,19 @@ URLs taken (`normalise_url`), anything else is refused before a connection is tr
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
 from anyio import to_thread
-from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
+from sqlalchemy import Connection, Engine, Select, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from ecrd.errors import RepositoryDeleted, StorageFull
+from ecrd.metadata.direct_reads import DirectRead
 from ecrd.metadata.sqlite_writer import SqliteWriter
 from ecrd.metadata.statements import MIGRATION_LOCK, serialise
 
@@ -98,6 +100,10 @@ class Database:
         self._async_engine: AsyncEngine | None = None
         self._async_reads: AsyncEngine | None = None
         self._sqlite_writer: SqliteWriter | None = None
+        # The direct reads' one connection, and the thread it belongs to (see read_first).
+        self._direct_connection: Any = None
+        self._direct_thread: int | None = None
+        self._direct_reads: dict[int, tuple[Select[Any], DirectRead]] = {}
         if self.is_sqlite:
             # A read is one statement, which SQLite runs as its own snapshot: no BEGIN needed.
             self._sqlite_read = _sqlite_engine(url, begin=None, pool_size=4)
@@ -140,6 +146,31 @@ class Database:
             raise RuntimeError("database is closed")
         async with self._async_reads.connect() as connection:
             return await connection.run_sync(work)
+
+    async def read_first(self, statement: Select[Any], parameters: Mapping[str, Any]) -> Any:
+        """The first row of `statement` (a module-level constant, built once), or None: a
+        `read` for the hottest point reads. On SQLite it runs as a DirectRead, on a connection
+        kept for the thread that first asked (the event loop's); any other thread, and
+        PostgreSQL, read through SQLAlchemy as `read` does."""
+        if self._sqlite_read is not None:
+            thread = threading.get_ident()
+            if self._direct_thread is None:
+                self._direct_thread = thread
+                self._direct_connection = self._sqlite_read.raw_connection()
+            if thread == self._direct_thread:
+                return self._direct_read(statement).first(
+                    self._direct_connection.driver_connection, parameters
+                )
+        return await self.read(lambda connection: connection.execute(statement, parameters).first())
+
+    def _direct_read(self, statement: Select[Any]) -> DirectRead:
+        known = self._direct_reads.get(id(statement))
+        if known is None:
+            assert self._sqlite_read is not None
+            # The statement is kept with it, so that its id is never another's.
+            known = (statement, DirectRead(statement, self._sqlite_read.dialect))
+            self._direct_reads[id(statement)] = known
+        return known[1]
 
     async def write(self, work: Work[Result]) -> Result:
         """Run `work` in one write transaction. A row it references that another transaction
@@ -199,6 +230,9 @@ class Database:
         return await self.read(current)
 
     async def close(self) -> None:
+        if self._direct_connection is not None:
+            self._direct_connection.close()
+            self._direct_connection = None
         if self._sqlite_writer is not None:
             await to_thread.run_sync(self._sqlite_writer.close)
         for engine in (self._sqlite_read, self._sqlite_write):

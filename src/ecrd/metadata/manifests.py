@@ -330,11 +330,8 @@ class ManifestStore:
         statement = _PULL_BY_TAG if tag is not None else _PULL_BY_DIGEST
         parameters = {"registry_id": registry_id, "name": name, "tag": tag, "digest": digest}
 
-        def work(connection: Connection) -> tuple[Repository, Manifest | None] | None:
-            row = connection.execute(statement, parameters).first()
-            return None if row is None else _pulled(row)
-
-        return await self._database.read(work)
+        row = await self._database.read_first(statement, parameters)
+        return None if row is None else _pulled(row)
 
     async def find_for_authorized_pull(
         self, registry_id: int, name: str, tag: str | None, digest: str | None
@@ -343,15 +340,11 @@ class ManifestStore:
         its scope, in one statement."""
         statement = _AUTHORIZED_PULL_BY_TAG if tag is not None else _AUTHORIZED_PULL_BY_DIGEST
         parameters = {"registry_id": registry_id, "name": name, "tag": tag, "digest": digest}
-
-        def work(connection: Connection) -> AuthorizedPull:
-            row = connection.execute(statement, parameters).first()
-            if row is None:  # a registry nothing was stored in yet
-                return AuthorizedPull((None, None), None)
-            policy_and_scope = (row.registry_policy_text, row.policy_scope)
-            return AuthorizedPull(policy_and_scope, None if row.id is None else _pulled(row))
-
-        return await self._database.read(work)
+        row = await self._database.read_first(statement, parameters)
+        if row is None:  # a registry nothing was stored in yet
+            return AuthorizedPull((None, None), None)
+        policy_and_scope = (row.registry_policy_text, row.policy_scope)
+        return AuthorizedPull(policy_and_scope, None if row.id is None else _pulled(row))
 
     async def find(
         self, repository_id: int, tag: str | None, digest: str | None

@@ -152,14 +152,11 @@ class RegistryStore:
         read: what authorizing a request to a repository needs besides the caller."""
         parameters = {"registry_id": registry_id, "name": name}
 
-        def work(connection: Connection) -> tuple[PolicyAndScope, Repository | None]:
-            row = connection.execute(_POLICY_SCOPE_AND_REPOSITORY, parameters).first()
-            if row is None:  # a registry nothing was stored in yet
-                return (None, None), None
-            repository = None if row.id is None else repository_record(row)
-            return (row.registry_policy_text, row.policy_scope), repository
-
-        return await self._database.read(work)
+        row = await self._database.read_first(_POLICY_SCOPE_AND_REPOSITORY, parameters)
+        if row is None:  # a registry nothing was stored in yet
+            return (None, None), None
+        repository = None if row.id is None else repository_record(row)
+        return (row.registry_policy_text, row.policy_scope), repository
 
     async def by_alias(self, alias: str) -> Registry | None:
         """The public registry with this alias, if there is one.

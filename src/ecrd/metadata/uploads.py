@@ -108,11 +108,8 @@ class UploadStore:
     async def get(self, repository_id: int, upload_id: str) -> Upload | None:
         parameters = {"upload_id": upload_id, "repository_id": repository_id}
 
-        def work(connection: Connection) -> Upload | None:
-            row = connection.execute(_BY_ID, parameters).first()
-            return None if row is None else upload_record(row)
-
-        return await self._database.read(work)
+        row = await self._database.read_first(_BY_ID, parameters)
+        return None if row is None else upload_record(row)
 
     async def advance(
         self, upload_id: str, old_offset: int, new_offset: int, driver_state_json: str
