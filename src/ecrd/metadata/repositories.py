@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, delete, insert, select, update
@@ -57,7 +58,10 @@ def repository_record(row: Any) -> Repository:
     )
 
 
+@lru_cache(maxsize=1024)
 def _exclusions_from_json(text: str) -> tuple[TagFilter, ...]:
+    # Read with every repository (a pull's too), and the same few texts again and again; the
+    # filters are frozen, so one parse serves them all.
     return tuple(TagFilter(item["filterType"], item["filter"]) for item in json.loads(text or "[]"))
 
 
